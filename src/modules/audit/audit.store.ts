@@ -1,0 +1,76 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { DialectName } from '../../platform/db/database.js';
+import type { AuditCheckpointTable, AuditEntryTable, DataDb } from '../../platform/db/schema.js';
+
+export async function findHead(
+  trx: Transaction<DataDb>,
+  dialect: DialectName,
+  workspaceId: string,
+): Promise<{ seq: number; hash: string } | undefined> {
+  let query = trx
+    .selectFrom('audit_head')
+    .select(['seq', 'hash'])
+    .where('workspace_id', '=', workspaceId);
+  // PostgreSQL: several processes may append; the head row serialises them per workspace.
+  if (dialect === 'postgres') query = query.forUpdate();
+  return query.executeTakeFirst();
+}
+
+export async function insertHead(trx: Transaction<DataDb>, workspaceId: string, seq: number, hash: string): Promise<void> {
+  await trx.insertInto('audit_head').values({ workspace_id: workspaceId, seq, hash }).execute();
+}
+
+export async function updateHead(trx: Transaction<DataDb>, workspaceId: string, seq: number, hash: string): Promise<void> {
+  await trx.updateTable('audit_head').set({ seq, hash }).where('workspace_id', '=', workspaceId).execute();
+}
+
+export async function insertEntry(trx: Transaction<DataDb>, row: AuditEntryTable): Promise<void> {
+  await trx.insertInto('audit_entry').values(row).execute();
+}
+
+export async function insertCheckpoint(trx: Transaction<DataDb>, row: AuditCheckpointTable): Promise<void> {
+  await trx.insertInto('audit_checkpoint').values(row).execute();
+}
+
+export async function listWorkspacesWithEntries(db: Kysely<DataDb>): Promise<string[]> {
+  const rows = await db
+    .selectFrom('audit_head')
+    .select('workspace_id')
+    .union(db.selectFrom('audit_entry').select('workspace_id').distinct())
+    .union(db.selectFrom('audit_checkpoint').select('workspace_id').distinct())
+    .execute();
+  return rows.map((r) => r.workspace_id).sort();
+}
+
+export async function pageEntries(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<AuditEntryTable[]> {
+  return db
+    .selectFrom('audit_entry')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('seq', '>', afterSeq)
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
+}
+
+export async function listCheckpoints(db: Kysely<DataDb>, workspaceId: string): Promise<AuditCheckpointTable[]> {
+  return db
+    .selectFrom('audit_checkpoint')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .orderBy('seq')
+    .execute();
+}
+
+export async function countEntries(db: Kysely<DataDb>): Promise<number> {
+  const row = await db
+    .selectFrom('audit_entry')
+    .select(sql<number>`count(*)`.as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

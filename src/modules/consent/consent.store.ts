@@ -1,0 +1,30 @@
+import type { Kysely } from 'kysely';
+import type { ConsentEventTable, DataDb } from '../../platform/db/schema.js';
+
+export async function insertEvents(db: Kysely<DataDb>, rows: readonly ConsentEventTable[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.insertInto('consent_event').values([...rows]).execute();
+}
+
+export async function listEvents(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerIds: readonly string[],
+): Promise<Pick<ConsentEventTable, 'customer_id' | 'purpose_key' | 'event' | 'id'>[]> {
+  if (customerIds.length === 0) return [];
+  return db
+    .selectFrom('consent_event')
+    .select(['customer_id', 'purpose_key', 'event', 'id'])
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', 'in', [...customerIds])
+    .orderBy('id')
+    .execute();
+}
+
+export async function deleteEvents(db: Kysely<DataDb>, workspaceId: string, customerId: string): Promise<void> {
+  await db
+    .deleteFrom('consent_event')
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .execute();
+}

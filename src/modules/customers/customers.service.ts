@@ -1,0 +1,530 @@
+import type { Kysely } from 'kysely';
+import type { Actor, AppContext } from '../../platform/context.js';
+import { openField, randomKey, sealField } from '../../platform/crypto/index.js';
+import type { BatchScope } from '../../platform/db/group-commit.js';
+import type { CustomerFieldTable, DataDb, DataKeyTable, KeyDb } from '../../platform/db/schema.js';
+import { DomainError } from '../../platform/errors.js';
+import { newId, type CustomerId } from '../../platform/ids.js';
+import { appendAudit, recordAudit } from '../audit/index.js';
+import { activePurposesOf, recordGrants } from '../consent/index.js';
+import { loadPurposes, type DataCategory, type Purpose } from '../purposes/index.js';
+import {
+  fieldCategory,
+  fieldNames,
+  fieldPath,
+  indexedFields,
+  isFieldName,
+  maskField,
+  normaliseBirthDate,
+  normaliseEmail,
+  normalisePhone,
+  type FieldName,
+  type IndexedField,
+} from './customers.fields.js';
+import * as keyStore from './customers.keys.js';
+import type {
+  CreateCustomerInput,
+  CustomerDto,
+  MaskedCustomerDto,
+  SearchInput,
+  UpdateCustomerInput,
+} from './customers.schemas.js';
+import * as store from './customers.store.js';
+
+/**
+ * The vault: the one gateway through which personal fields are written and read. Every call
+ * decides, records its decision in the audit chain in the same transaction as its effect, and
+ * only then (after the commit is durable) decrypts what it returns.
+ */
+
+type Ctx = AppContext;
+type FieldValues = Map<FieldName, unknown>;
+
+interface DataKey {
+  readonly id: string;
+  readonly category: DataCategory;
+  readonly key: Buffer;
+}
+
+const denied = Symbol('denied');
+type Denied = { readonly [denied]: DomainError };
+function deny(error: DomainError): Denied {
+  return { [denied]: error };
+}
+function isDenied(value: unknown): value is Denied {
+  return typeof value === 'object' && value !== null && denied in value;
+}
+
+function notFound(): DomainError {
+  return new DomainError('not_found', 'No such customer for this purpose.');
+}
+
+/** Validates and normalises the personal fields of a request; null means "remove". */
+function normaliseFields(
+  input: Pick<UpdateCustomerInput, 'identity' | 'contact' | 'preferences'>,
+  ctx: Pick<Ctx, 'config' | 'clock'>,
+): FieldValues {
+  const values: FieldValues = new Map();
+  const groups = { identity: input.identity, contact: input.contact, preferences: input.preferences };
+  for (const [category, group] of Object.entries(groups)) {
+    if (group === undefined) continue;
+    for (const [field, value] of Object.entries(group as Record<string, unknown>)) {
+      if (value === undefined || !isFieldName(field) || fieldCategory[field] !== category) continue;
+      if (value === null) {
+        values.set(field, null);
+        continue;
+      }
+      switch (field) {
+        case 'email':
+          values.set(field, normaliseEmail(String(value)));
+          break;
+        case 'phone':
+          values.set(field, normalisePhone(String(value), ctx.config.defaultRegion));
+          break;
+        case 'birthDate':
+          values.set(field, normaliseBirthDate(String(value), ctx.clock.now()));
+          break;
+        case 'interests':
+          values.set(field, [...new Set(value as string[])]);
+          break;
+        case 'channels':
+          values.set(field, [...new Set(value as string[])]);
+          break;
+        default:
+          values.set(field, value);
+      }
+    }
+  }
+  return values;
+}
+
+function coveredCategories(purposes: ReadonlyMap<string, Purpose>, active: Iterable<string>): Set<DataCategory> {
+  const covered = new Set<DataCategory>();
+  for (const key of active) {
+    const p = purposes.get(key);
+    if (p?.status === 'active') for (const c of p.categories) covered.add(c);
+  }
+  return covered;
+}
+
+function uncoveredFields(values: FieldValues, covered: ReadonlySet<DataCategory>): FieldName[] {
+  return [...values]
+    .filter(([field, value]) => value !== null && !covered.has(fieldCategory[field]))
+    .map(([field]) => field);
+}
+
+function consentMissing(fields: readonly FieldName[]): DomainError {
+  return new DomainError(
+    'consent_missing',
+    'No purpose the customer agreed to needs these fields; nothing was stored.',
+    { fields: fields.map(fieldPath) },
+  );
+}
+
+function bindingOf(workspaceId: string, customerId: string, category: string, keyId: string) {
+  return { workspaceId, customerId, category, keyId };
+}
+
+/** Makes data keys for the categories that lack one; durable in the key store before use. */
+async function ensureDataKeys(
+  ctx: Ctx,
+  workspaceId: string,
+  customerId: string,
+  categories: ReadonlySet<DataCategory>,
+  existing: readonly DataKeyTable[],
+): Promise<{ keys: Map<DataCategory, DataKey>; created: string[] }> {
+  const keys = new Map<DataCategory, DataKey>();
+  for (const row of existing) {
+    if (!categories.has(row.category as DataCategory)) continue;
+    keys.set(row.category as DataCategory, {
+      id: row.id,
+      category: row.category as DataCategory,
+      key: ctx.keyProvider.unwrapDataKey(row.wrapped, row.kek_version, bindingOf(workspaceId, customerId, row.category, row.id)),
+    });
+  }
+  const rows: DataKeyTable[] = [];
+  const now = ctx.clock.now().toISOString();
+  for (const category of categories) {
+    if (keys.has(category)) continue;
+    const id = newId();
+    const key = randomKey();
+    const { kekVersion, wrapped } = ctx.keyProvider.wrapDataKey(key, bindingOf(workspaceId, customerId, category, id));
+    rows.push({ workspace_id: workspaceId, id, customer_id: customerId, category, kek_version: kekVersion, wrapped, created_at: now });
+    keys.set(category, { id, category, key });
+  }
+  if (rows.length > 0) await ctx.keys.batch.run(({ trx }) => keyStore.insertKeys(trx, rows));
+  return { keys, created: rows.map((r) => r.id) };
+}
+
+async function discardKeys(ctx: Ctx, workspaceId: string, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  try {
+    await ctx.keys.batch.run(({ trx }) => keyStore.deleteKeysByIds(trx, workspaceId, ids));
+  } catch (error) {
+    ctx.logger.warn({ err: error, keys: ids.length }, 'unused data keys left in the key store');
+  }
+}
+
+function sealRows(
+  ctx: Ctx,
+  workspaceId: string,
+  customerId: string,
+  values: FieldValues,
+  keys: ReadonlyMap<DataCategory, DataKey>,
+  at: string,
+): CustomerFieldTable[] {
+  const rows: CustomerFieldTable[] = [];
+  for (const [field, value] of values) {
+    if (value === null) continue;
+    const category = fieldCategory[field];
+    const key = keys.get(category);
+    if (key === undefined) throw new DomainError('internal_error', 'Missing data key.');
+    rows.push({
+      workspace_id: workspaceId,
+      customer_id: customerId,
+      field,
+      category,
+      data_key_id: key.id,
+      ciphertext: sealField(key.key, JSON.stringify(value), { workspaceId, customerId, category, field, keyId: key.id }),
+      updated_at: at,
+    });
+  }
+  return rows;
+}
+
+async function writeIndexes(
+  ctx: Ctx,
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+  values: FieldValues,
+): Promise<void> {
+  for (const field of indexedFields) {
+    if (!values.has(field)) continue;
+    const value = values.get(field);
+    const digest = value === null || value === undefined ? null : ctx.blindIndex.digest(workspaceId, field, String(value));
+    await store.replaceDigest(db, workspaceId, customerId, field, digest);
+  }
+}
+
+/** Decrypts field rows after the audit entry that allowed them is durable. */
+async function decryptRows(
+  ctx: Ctx,
+  workspaceId: string,
+  rows: readonly CustomerFieldTable[],
+): Promise<Map<string, Map<FieldName, unknown>>> {
+  const keyRows = await keyStore.findKeysByIds(ctx.keys.reader, workspaceId, [...new Set(rows.map((r) => r.data_key_id))]);
+  const keys = new Map<string, Buffer>();
+  for (const k of keyRows) {
+    keys.set(k.id, ctx.keyProvider.unwrapDataKey(k.wrapped, k.kek_version, bindingOf(workspaceId, k.customer_id, k.category, k.id)));
+  }
+  const result = new Map<string, Map<FieldName, unknown>>();
+  for (const row of rows) {
+    const key = keys.get(row.data_key_id);
+    if (key === undefined || !isFieldName(row.field)) {
+      throw new DomainError('decryption_failed', 'Stored data could not be decrypted.');
+    }
+    const plain = openField(key, row.ciphertext, {
+      workspaceId,
+      customerId: row.customer_id,
+      category: row.category,
+      field: row.field,
+      keyId: row.data_key_id,
+    });
+    let perCustomer = result.get(row.customer_id);
+    if (perCustomer === undefined) result.set(row.customer_id, (perCustomer = new Map()));
+    perCustomer.set(row.field, JSON.parse(plain) as unknown);
+  }
+  return result;
+}
+
+function toDto(
+  customer: { id: string; created_at: string; updated_at: string },
+  purpose: string,
+  values: ReadonlyMap<FieldName, unknown> | undefined,
+): CustomerDto {
+  const groups: Record<string, Record<string, unknown>> = {};
+  for (const field of fieldNames) {
+    const value = values?.get(field);
+    if (value === undefined) continue;
+    (groups[fieldCategory[field]] ??= {})[field] = value;
+  }
+  return {
+    id: customer.id,
+    purpose,
+    createdAt: customer.created_at,
+    updatedAt: customer.updated_at,
+    ...(groups as Pick<CustomerDto, 'identity' | 'contact' | 'preferences'>),
+  };
+}
+
+export async function createCustomer(ctx: Ctx, actor: Actor, input: CreateCustomerInput): Promise<{ id: CustomerId }> {
+  const values = normaliseFields(input, ctx);
+  const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
+  const seen = new Set<string>();
+  input.consents.forEach((c, i) => {
+    const p = purposes.get(c.purpose);
+    if (p === undefined || p.status !== 'active' || seen.has(c.purpose)) {
+      throw new DomainError('invalid_input', 'Unknown, retired or repeated purpose.', { fields: [`consents.${i}.purpose`] });
+    }
+    if (p.noticeVersion !== c.noticeVersion) {
+      throw new DomainError('invalid_input', 'Unknown notice version.', { fields: [`consents.${i}.noticeVersion`] });
+    }
+    seen.add(c.purpose);
+  });
+  const missing = uncoveredFields(values, coveredCategories(purposes, seen));
+  if (missing.length > 0) {
+    await recordAudit(ctx, actor, {
+      action: 'customer.create',
+      fields: missing,
+      outcome: 'denied',
+      reason: 'consent_missing',
+    });
+    throw consentMissing(missing);
+  }
+  const id = newId<CustomerId>();
+  const at = ctx.clock.now().toISOString();
+  const categories = new Set([...values.keys()].map((f) => fieldCategory[f]));
+  const { keys, created } = await ensureDataKeys(ctx, actor.workspaceId, id, categories, []);
+  const rows = sealRows(ctx, actor.workspaceId, id, values, keys, at);
+  try {
+    await ctx.data.batch.run(async (scope) => {
+      await store.insertCustomer(scope.trx, { workspace_id: actor.workspaceId, id, created_at: at, updated_at: at });
+      await recordGrants(scope.trx, actor.workspaceId, id, input.consents, at);
+      await store.upsertFields(scope.trx, rows);
+      await writeIndexes(ctx, scope.trx, actor.workspaceId, id, values);
+      await appendAudit(ctx, scope, actor, {
+        action: 'customer.create',
+        customerId: id,
+        purpose: [...seen].sort().join(','),
+        fields: [...values.keys()],
+        outcome: 'done',
+      });
+    });
+  } catch (error) {
+    await discardKeys(ctx, actor.workspaceId, created);
+    throw error;
+  }
+  return { id };
+}
+
+function requirePurpose(purposes: ReadonlyMap<string, Purpose>, key: string, path: string): Purpose {
+  const p = purposes.get(key);
+  if (p === undefined || p.status !== 'active') {
+    throw new DomainError('invalid_input', 'Unknown or retired purpose.', { fields: [path] });
+  }
+  return p;
+}
+
+/** Reads within one unit: the customer's fields of the purpose's categories, audited. */
+async function readUnderPurpose(
+  ctx: Ctx,
+  scope: BatchScope<DataDb>,
+  actor: Actor,
+  action: string,
+  purpose: Purpose,
+  customerIds: readonly string[],
+): Promise<{ customers: { id: string; created_at: string; updated_at: string }[]; rows: CustomerFieldTable[] }> {
+  const active = await activePurposesOf(scope.trx, actor.workspaceId, customerIds);
+  const allowed: { id: string; created_at: string; updated_at: string }[] = [];
+  for (const id of customerIds) {
+    const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
+    if (customer === undefined) {
+      await appendAudit(ctx, scope, actor, { action, customerId: id, purpose: purpose.key, outcome: 'denied', reason: 'not_found' });
+    } else if (active.get(id)?.has(purpose.key) !== true) {
+      await appendAudit(ctx, scope, actor, {
+        action,
+        customerId: id,
+        purpose: purpose.key,
+        outcome: 'denied',
+        reason: 'purpose_not_active',
+      });
+    } else {
+      allowed.push(customer);
+    }
+  }
+  const rows = await store.listFields(scope.trx, actor.workspaceId, allowed.map((c) => c.id), { categories: purpose.categories });
+  for (const c of allowed) {
+    await appendAudit(ctx, scope, actor, {
+      action,
+      customerId: c.id,
+      purpose: purpose.key,
+      fields: rows.filter((r) => r.customer_id === c.id).map((r) => r.field),
+      outcome: 'allowed',
+    });
+  }
+  return { customers: allowed, rows };
+}
+
+export async function readCustomer(ctx: Ctx, actor: Actor, id: string, purposeKey: string): Promise<CustomerDto> {
+  const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
+  const purpose = purposes.get(purposeKey);
+  if (purpose === undefined || purpose.status !== 'active') {
+    await recordAudit(ctx, actor, { action: 'customer.read', customerId: id, purpose: purposeKey, outcome: 'denied', reason: 'purpose_unknown' });
+    requirePurpose(purposes, purposeKey, 'querystring.purpose');
+  }
+  const result = await ctx.data.batch.run((scope) => readUnderPurpose(ctx, scope, actor, 'customer.read', purpose as Purpose, [id]));
+  const customer = result.customers[0];
+  if (customer === undefined) throw notFound();
+  const values = await decryptRows(ctx, actor.workspaceId, result.rows);
+  return toDto(customer, purposeKey, values.get(customer.id));
+}
+
+export async function searchCustomers(ctx: Ctx, actor: Actor, input: SearchInput): Promise<CustomerDto[]> {
+  const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
+  const purpose = requirePurpose(purposes, input.purpose, 'body.purpose');
+  let field: IndexedField;
+  let value: string;
+  if ('email' in input) {
+    field = 'email';
+    value = normaliseEmail(input.email, 'body.email');
+  } else {
+    field = 'phone';
+    value = normalisePhone(input.phone, ctx.config.defaultRegion, 'body.phone');
+  }
+  const digest = ctx.blindIndex.digest(actor.workspaceId, field, value);
+  const result = await ctx.data.batch.run(async (scope) => {
+    const ids = await store.findByDigest(scope.trx, actor.workspaceId, field, digest, 50);
+    if (ids.length === 0) {
+      await appendAudit(ctx, scope, actor, { action: 'customer.search', purpose: purpose.key, fields: [field], outcome: 'done', reason: 'no_match' });
+      return { customers: [], rows: [] };
+    }
+    return readUnderPurpose(ctx, scope, actor, 'customer.search', purpose, ids);
+  });
+  const values = await decryptRows(ctx, actor.workspaceId, result.rows);
+  return result.customers.map((c) => toDto(c, purpose.key, values.get(c.id)));
+}
+
+export async function updateCustomer(ctx: Ctx, actor: Actor, id: string, input: UpdateCustomerInput): Promise<{ id: string; updatedAt: string }> {
+  const values = normaliseFields(input, ctx);
+  if (values.size === 0) throw new DomainError('invalid_input', 'Nothing to change.', { fields: ['body'] });
+  const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
+  // A first, non-authoritative check, so that no keys are made for a write that will be refused.
+  const preActive = (await activePurposesOf(ctx.data.reader, actor.workspaceId, [id])).get(id) ?? new Set<string>();
+  const preMissing = uncoveredFields(values, coveredCategories(purposes, preActive));
+  const exists = (await store.findCustomer(ctx.data.reader, actor.workspaceId, id)) !== undefined;
+  let keys = new Map<DataCategory, DataKey>();
+  let created: string[] = [];
+  if (exists && preMissing.length === 0) {
+    const categories = new Set([...values].filter(([, v]) => v !== null).map(([f]) => fieldCategory[f]));
+    const existing = await keyStore.findKeysOfCustomers(ctx.keys.reader, actor.workspaceId, [id]);
+    ({ keys, created } = await ensureDataKeys(ctx, actor.workspaceId, id, categories, existing));
+  }
+  const at = ctx.clock.now().toISOString();
+  const rows = exists && preMissing.length === 0 ? sealRows(ctx, actor.workspaceId, id, values, keys, at) : [];
+  let outcome: { id: string; updatedAt: string } | Denied;
+  try {
+    outcome = await ctx.data.batch.run(async (scope) => {
+      const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
+      if (customer === undefined) {
+        await appendAudit(ctx, scope, actor, { action: 'customer.update', customerId: id, fields: [...values.keys()], outcome: 'denied', reason: 'not_found' });
+        return deny(new DomainError('not_found', 'No such customer.'));
+      }
+      const active = (await activePurposesOf(scope.trx, actor.workspaceId, [id])).get(id) ?? new Set<string>();
+      const missing = uncoveredFields(values, coveredCategories(purposes, active));
+      if (missing.length > 0 || rows.length !== [...values.values()].filter((v) => v !== null).length) {
+        const fields = missing.length > 0 ? missing : preMissing;
+        await appendAudit(ctx, scope, actor, { action: 'customer.update', customerId: id, fields, outcome: 'denied', reason: 'consent_missing' });
+        return deny(consentMissing(fields));
+      }
+      await store.upsertFields(scope.trx, rows);
+      await store.deleteFields(scope.trx, actor.workspaceId, id, [...values].filter(([, v]) => v === null).map(([f]) => f));
+      await writeIndexes(ctx, scope.trx, actor.workspaceId, id, values);
+      await store.touchCustomer(scope.trx, actor.workspaceId, id, at);
+      await appendAudit(ctx, scope, actor, { action: 'customer.update', customerId: id, fields: [...values.keys()], outcome: 'done' });
+      return { id, updatedAt: at };
+    });
+  } catch (error) {
+    await discardKeys(ctx, actor.workspaceId, created);
+    throw error;
+  }
+  if (isDenied(outcome)) {
+    await discardKeys(ctx, actor.workspaceId, created);
+    throw outcome[denied];
+  }
+  return outcome;
+}
+
+const maskedFields: readonly FieldName[] = ['givenName', 'familyName', 'email', 'phone'];
+
+export async function listCustomers(
+  ctx: Ctx,
+  actor: Actor,
+  page: { limit: number; cursor?: string | undefined },
+): Promise<{ items: MaskedCustomerDto[]; nextCursor: string | null }> {
+  const result = await ctx.data.batch.run(async (scope) => {
+    const customers = await store.pageCustomers(scope.trx, actor.workspaceId, page.cursor, page.limit + 1);
+    const shown = customers.slice(0, page.limit);
+    const rows = await store.listFields(scope.trx, actor.workspaceId, shown.map((c) => c.id), { fields: maskedFields });
+    await appendAudit(ctx, scope, actor, {
+      action: 'customer.list',
+      fields: maskedFields.map((f) => `masked:${f}`),
+      outcome: 'allowed',
+      reason: `count:${shown.length}`,
+    });
+    return { shown, rows, more: customers.length > page.limit };
+  });
+  const values = await decryptRows(ctx, actor.workspaceId, result.rows);
+  const items = result.shown.map((c) => {
+    const masked: Record<string, string> = {};
+    for (const [field, value] of values.get(c.id) ?? []) {
+      const m = maskField(field, value);
+      if (m !== undefined) masked[field] = m;
+    }
+    return { id: c.id, createdAt: c.created_at, masked };
+  });
+  return { items, nextCursor: result.more ? (result.shown.at(-1)?.id ?? null) : null };
+}
+
+/** What erasure needs to know before it starts: the categories held and their key ids. */
+export async function describeHoldings(
+  ctx: Ctx,
+  workspaceId: string,
+  customerId: string,
+): Promise<{ exists: boolean; categories: string[]; keyIds: string[] }> {
+  const customer = await store.findCustomer(ctx.data.reader, workspaceId, customerId);
+  const keys = await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [customerId]);
+  const fields = await store.listFields(ctx.data.reader, workspaceId, [customerId], {});
+  const categories = new Set([...keys.map((k) => k.category), ...fields.map((f) => f.category)]);
+  return { exists: customer !== undefined, categories: [...categories].sort(), keyIds: keys.map((k) => k.id).sort() };
+}
+
+/** Crypto-shredding: destroys every data key of the customer; idempotent. */
+export async function destroyCustomerKeys(ctx: Ctx, workspaceId: string, customerId: string): Promise<string[]> {
+  return ctx.keys.batch.run(({ trx }) => keyStore.deleteKeysOfCustomer(trx, workspaceId, customerId));
+}
+
+/** Deletes the customer's rows and index entries inside the caller's unit of work. */
+export async function deleteCustomerData(trx: Kysely<DataDb>, workspaceId: string, customerId: string): Promise<void> {
+  await store.deleteCustomerRows(trx, workspaceId, customerId);
+}
+
+/**
+ * Rewraps every data key not under the current KEK version; data is not re-encrypted.
+ * Resumable: each page is committed before the next is read.
+ */
+export async function rewrapDataKeys(ctx: Pick<Ctx, 'keys' | 'keyProvider'>): Promise<{ rewrapped: number; version: number }> {
+  const version = ctx.keyProvider.currentKekVersion();
+  let rewrapped = 0;
+  for (;;) {
+    const page = await keyStore.pageKeysNotOnVersion(ctx.keys.db, version, 500);
+    if (page.length === 0) break;
+    const updates = page.map((row) => {
+      const binding = bindingOf(row.workspace_id, row.customer_id, row.category, row.id);
+      const key = ctx.keyProvider.unwrapDataKey(row.wrapped, row.kek_version, binding);
+      const { kekVersion, wrapped } = ctx.keyProvider.wrapDataKey(key, binding);
+      return { row, kekVersion, wrapped };
+    });
+    await ctx.keys.batch.run(async ({ trx }) => {
+      for (const u of updates) {
+        await keyStore.updateWrapped(trx, { workspace_id: u.row.workspace_id, id: u.row.id, kek_version: u.kekVersion, wrapped: u.wrapped }, u.row.kek_version);
+      }
+    });
+    rewrapped += updates.length;
+  }
+  return { rewrapped, version };
+}
+
+export async function countDataKeysByKekVersion(ctx: Pick<Ctx, 'keys'>): Promise<Map<number, number>> {
+  return keyStore.countByKekVersion(ctx.keys.db as Kysely<KeyDb>);
+}

@@ -1,0 +1,20 @@
+/**
+ * The customer vault: the only code that encrypts, stores, reads and decrypts personal fields.
+ * Each operation audits its decision in the same transaction as its effect and decrypts only
+ * after that commit is durable; reads return only the fields of a purpose the customer agreed to.
+ */
+export {
+  countDataKeysByKekVersion,
+  createCustomer,
+  deleteCustomerData,
+  describeHoldings,
+  destroyCustomerKeys,
+  listCustomers,
+  readCustomer,
+  rewrapDataKeys,
+  searchCustomers,
+  updateCustomer,
+} from './customers.service.js';
+export { customerRoutes } from './customers.routes.js';
+export { erasureDto, customerParams } from './customers.schemas.js';
+export { fieldCategory, normaliseEmail, normalisePhone, type FieldName } from './customers.fields.js';

@@ -1,0 +1,127 @@
+import type { Actor, AppContext } from '../../platform/context.js';
+import type { ErasureTable } from '../../platform/db/schema.js';
+import { DomainError } from '../../platform/errors.js';
+import { newId, type ErasureId } from '../../platform/ids.js';
+import { appendAudit, recordAudit } from '../audit/index.js';
+import { deleteConsentsOf } from '../consent/index.js';
+import { deleteCustomerData, describeHoldings, destroyCustomerKeys } from '../customers/index.js';
+import * as store from './erasure.store.js';
+
+export interface ErasureRecord {
+  readonly id: ErasureId;
+  readonly customerId: string;
+  readonly status: 'pending' | 'completed';
+  readonly requestedAt: string;
+  readonly completedAt: string | null;
+  readonly categories: string[];
+  readonly destroyedKeyIds: string[];
+}
+
+function toRecord(row: ErasureTable): ErasureRecord {
+  return {
+    id: row.id as ErasureId,
+    customerId: row.customer_id,
+    status: row.status === 'completed' ? 'completed' : 'pending',
+    requestedAt: row.requested_at,
+    completedAt: row.completed_at,
+    categories: JSON.parse(row.categories) as string[],
+    destroyedKeyIds: JSON.parse(row.destroyed_key_ids) as string[],
+  };
+}
+
+/**
+ * Steps after the intent is recorded; each is idempotent, so an interrupted erasure is
+ * finished by running them again: destroy the data keys (from here on every copy of the
+ * ciphertext, backups included, is unreadable), delete rows and index entries, destroy any key
+ * made meanwhile, then close the ledger entry.
+ */
+async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise<ErasureRecord> {
+  const ws = row.workspace_id;
+  const first = await destroyCustomerKeys(ctx, ws, row.customer_id);
+  await ctx.data.batch.run(async ({ trx }) => {
+    await deleteCustomerData(trx, ws, row.customer_id);
+    await deleteConsentsOf(trx, ws, row.customer_id);
+  });
+  const late = await destroyCustomerKeys(ctx, ws, row.customer_id);
+  const destroyed = [...new Set([...(JSON.parse(row.destroyed_key_ids) as string[]), ...first, ...late])].sort();
+  const completedAt = ctx.clock.now().toISOString();
+  await ctx.data.batch.run(async (scope) => {
+    await store.completeErasure(scope.trx, ws, row.id, completedAt, destroyed);
+    await appendAudit(ctx, scope, { ...actor, workspaceId: ws }, {
+      action: 'erasure.complete',
+      customerId: row.customer_id,
+      fields: JSON.parse(row.categories) as string[],
+      outcome: 'done',
+      reason: `erasure:${row.id}`,
+    });
+  });
+  return toRecord({ ...row, status: 'completed', completed_at: completedAt, destroyed_key_ids: JSON.stringify(destroyed) });
+}
+
+/** Erases a customer by crypto-shredding; returns the ledger entry. Calling again returns it again. */
+export async function eraseCustomer(ctx: AppContext, actor: Actor, customerId: string): Promise<ErasureRecord> {
+  const existing = await store.findByCustomer(ctx.data.db, actor.workspaceId, customerId);
+  if (existing?.status === 'completed') return toRecord(existing);
+  if (existing !== undefined) return finish(ctx, actor, existing);
+  const holdings = await describeHoldings(ctx, actor.workspaceId, customerId);
+  if (!holdings.exists) {
+    await recordAudit(ctx, actor, { action: 'erasure.start', customerId, outcome: 'denied', reason: 'not_found' });
+    throw new DomainError('not_found', 'No such customer.');
+  }
+  const row: ErasureTable = {
+    workspace_id: actor.workspaceId,
+    id: newId<ErasureId>(),
+    customer_id: customerId,
+    status: 'pending',
+    requested_at: ctx.clock.now().toISOString(),
+    completed_at: null,
+    categories: JSON.stringify(holdings.categories),
+    destroyed_key_ids: JSON.stringify(holdings.keyIds),
+    actor_type: actor.type,
+    actor_id: actor.id,
+  };
+  const started = await ctx.data.batch.run(async (scope) => {
+    const raced = await store.findByCustomer(scope.trx, actor.workspaceId, customerId);
+    if (raced !== undefined) return raced;
+    await store.insertErasure(scope.trx, row);
+    await appendAudit(ctx, scope, actor, {
+      action: 'erasure.start',
+      customerId,
+      fields: holdings.categories,
+      outcome: 'done',
+      reason: `erasure:${row.id}`,
+    });
+    return row;
+  });
+  if (started.status === 'completed') return toRecord(started);
+  return finish(ctx, actor, started);
+}
+
+/** Finishes erasures that a crash or a failure interrupted; run before the server serves. */
+export async function resumePendingErasures(ctx: AppContext): Promise<number> {
+  const pending = await store.listPending(ctx.data.db);
+  for (const row of pending) {
+    await finish(ctx, { type: 'system', id: 'erasure-resume', role: null, workspaceId: row.workspace_id, requestId: null }, row);
+  }
+  return pending.length;
+}
+
+/** Records the intent only, as the first step does; for tests that interrupt an erasure. */
+export async function startErasureOnly(ctx: AppContext, actor: Actor, customerId: string): Promise<void> {
+  const holdings = await describeHoldings(ctx, actor.workspaceId, customerId);
+  await ctx.data.batch.run(async (scope) => {
+    await store.insertErasure(scope.trx, {
+      workspace_id: actor.workspaceId,
+      id: newId(),
+      customer_id: customerId,
+      status: 'pending',
+      requested_at: ctx.clock.now().toISOString(),
+      completed_at: null,
+      categories: JSON.stringify(holdings.categories),
+      destroyed_key_ids: JSON.stringify(holdings.keyIds),
+      actor_type: actor.type,
+      actor_id: actor.id,
+    });
+    await appendAudit(ctx, scope, actor, { action: 'erasure.start', customerId, fields: holdings.categories, outcome: 'done' });
+  });
+}

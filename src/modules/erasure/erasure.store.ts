@@ -1,0 +1,34 @@
+import type { Kysely } from 'kysely';
+import type { DataDb, ErasureTable } from '../../platform/db/schema.js';
+
+export async function findByCustomer(db: Kysely<DataDb>, workspaceId: string, customerId: string): Promise<ErasureTable | undefined> {
+  return db
+    .selectFrom('erasure')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .executeTakeFirst();
+}
+
+export async function insertErasure(db: Kysely<DataDb>, row: ErasureTable): Promise<void> {
+  await db.insertInto('erasure').values(row).execute();
+}
+
+export async function completeErasure(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  id: string,
+  completedAt: string,
+  destroyedKeyIds: readonly string[],
+): Promise<void> {
+  await db
+    .updateTable('erasure')
+    .set({ status: 'completed', completed_at: completedAt, destroyed_key_ids: JSON.stringify(destroyedKeyIds) })
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function listPending(db: Kysely<DataDb>): Promise<ErasureTable[]> {
+  return db.selectFrom('erasure').selectAll().where('status', '=', 'pending').orderBy('id').execute();
+}

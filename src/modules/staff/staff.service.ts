@@ -1,0 +1,90 @@
+import type { Actor, AppContext } from '../../platform/context.js';
+import { secureRandom, sha256Hex } from '../../platform/crypto/index.js';
+import { DomainError } from '../../platform/errors.js';
+import { newId, type TokenId } from '../../platform/ids.js';
+import { appendAudit } from '../audit/index.js';
+import { isRole, type Role } from './staff.permissions.js';
+import * as store from './staff.store.js';
+
+const TOKEN_PREFIX = 'cust_';
+const TOKEN_SHAPE = /^cust_[A-Za-z0-9_-]{43}$/;
+
+export interface ApiTokenInfo {
+  readonly id: TokenId;
+  readonly role: Role;
+  readonly label: string;
+  readonly createdAt: string;
+  readonly revokedAt: string | null;
+}
+
+/** 256 random bits; only the SHA-256 is stored, so the token is shown once and never again. */
+export async function createApiToken(
+  ctx: Pick<AppContext, 'data' | 'clock' | 'signer'>,
+  actor: Actor,
+  input: { role: string; label: string },
+): Promise<{ id: TokenId; token: string }> {
+  if (!isRole(input.role)) throw new DomainError('invalid_input', 'Unknown role.', { fields: ['role'] });
+  const token = TOKEN_PREFIX + secureRandom(32).toString('base64url');
+  const id = newId<TokenId>();
+  const now = ctx.clock.now().toISOString();
+  await ctx.data.batch.run(async (scope) => {
+    await store.insertToken(scope.trx, {
+      workspace_id: actor.workspaceId,
+      id,
+      token_hash: sha256Hex(token),
+      role: input.role,
+      label: input.label,
+      created_at: now,
+      revoked_at: null,
+    });
+    await appendAudit(ctx, scope, actor, {
+      action: 'token.create',
+      fields: [`role:${input.role}`, `token:${id}`],
+      outcome: 'done',
+    });
+  });
+  return { id, token };
+}
+
+export interface TokenPrincipal {
+  readonly tokenId: string;
+  readonly workspaceId: string;
+  readonly role: string;
+}
+
+export async function authenticateToken(
+  ctx: Pick<AppContext, 'data'>,
+  token: string,
+): Promise<TokenPrincipal | undefined> {
+  if (!TOKEN_SHAPE.test(token)) return undefined;
+  const row = await store.findActiveTokenByHash(ctx.data.reader, sha256Hex(token));
+  return row === undefined ? undefined : { tokenId: row.id, workspaceId: row.workspace_id, role: row.role };
+}
+
+export async function listApiTokens(ctx: Pick<AppContext, 'data'>, workspaceId: string): Promise<ApiTokenInfo[]> {
+  const rows = await store.listTokens(ctx.data.reader, workspaceId);
+  return rows.map((r) => ({
+    id: r.id as TokenId,
+    role: r.role as Role,
+    label: r.label,
+    createdAt: r.created_at,
+    revokedAt: r.revoked_at,
+  }));
+}
+
+export async function revokeApiToken(
+  ctx: Pick<AppContext, 'data' | 'clock' | 'signer'>,
+  actor: Actor,
+  id: string,
+): Promise<void> {
+  const changed = await ctx.data.batch.run(async (scope) => {
+    const n = await store.revokeToken(scope.trx, actor.workspaceId, id, ctx.clock.now().toISOString());
+    if (n > 0) await appendAudit(ctx, scope, actor, { action: 'token.revoke', fields: [`token:${id}`], outcome: 'done' });
+    return n;
+  });
+  if (changed === 0) throw new DomainError('not_found', 'No such active token.');
+}
+
+export async function hasActiveToken(ctx: Pick<AppContext, 'data'>, role: Role): Promise<boolean> {
+  return (await store.countActiveTokensWithRole(ctx.data.reader, role)) > 0;
+}

@@ -1,0 +1,12 @@
+export { BlindIndexer } from './blind-index.js';
+export { openField, sealField, type FieldBinding } from './envelope.js';
+export {
+  EnvKeyProvider,
+  FileKeyProvider,
+  openKeyProvider,
+  type DataKeyBinding,
+  type KekInfo,
+  type KeyProvider,
+} from './keyring.js';
+export { constantTimeEqual, randomKey, secureRandom, sha256Hex } from './primitives.js';
+export { Signer, verifySignature } from './signing.js';

@@ -1,0 +1,105 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, type Migration } from 'kysely';
+import pg from 'pg';
+import { GroupCommit } from './group-commit.js';
+import { migrateToLatest } from './migrator.js';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+/**
+ * One store (the data store or the key store): a writer for transactions, a reader for
+ * reads outside them, and the group-commit queue that every durable write goes through.
+ */
+export interface Store<DB> {
+  readonly dialect: DialectName;
+  readonly db: Kysely<DB>;
+  readonly reader: Kysely<DB>;
+  readonly batch: GroupCommit<DB>;
+  /** The SQLite files of this store (empty on PostgreSQL), for backups and scans. */
+  readonly files: readonly string[];
+  close(): Promise<void>;
+}
+
+export type StoreLocation = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
+
+// PostgreSQL int8 (bigint) as a JS number: audit sequence numbers stay far below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+/** better-sqlite3 prepares a statement per query under Kysely; reuse them by SQL text. */
+function withStatementCache(db: SqliteDatabase.Database): ConstructorParameters<typeof SqliteDialect>[0]['database'] {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => db.close(),
+    prepare: (sql: string) => {
+      let stmt = cache.get(sql);
+      if (stmt === undefined) {
+        stmt = db.prepare(sql);
+        if (cache.size >= 1000) cache.clear();
+        cache.set(sql, stmt);
+      }
+      return stmt;
+    },
+  };
+}
+
+function openSqliteConnection(file: string, readOnly: boolean): SqliteDatabase.Database {
+  const conn = new SqliteDatabase(file);
+  conn.pragma('journal_mode = WAL');
+  // Durability first: a committed audit entry survives a power loss.
+  conn.pragma('synchronous = FULL');
+  conn.pragma('foreign_keys = ON');
+  conn.pragma('busy_timeout = 5000');
+  if (readOnly) conn.pragma('query_only = ON');
+  return conn;
+}
+
+export async function openStore<DB>(
+  location: StoreLocation,
+  migrations: (dialect: DialectName) => Record<string, Migration>,
+): Promise<Store<DB>> {
+  if (location.kind === 'sqlite') {
+    mkdirSync(path.dirname(location.file), { recursive: true, mode: 0o700 });
+    const writerConn = openSqliteConnection(location.file, false);
+    const db = new Kysely<DB>({
+      dialect: new SqliteDialect({ database: withStatementCache(writerConn) }),
+    });
+    await migrateToLatest(db, migrations(location.kind));
+    const reader = new Kysely<DB>({
+      dialect: new SqliteDialect({
+        database: withStatementCache(openSqliteConnection(location.file, true)),
+      }),
+    });
+    const batch = new GroupCommit(db);
+    return {
+      dialect: 'sqlite',
+      db,
+      reader,
+      batch,
+      files: [location.file, `${location.file}-wal`, `${location.file}-shm`],
+      close: async () => {
+        await batch.close();
+        await reader.destroy();
+        // Fold the WAL back into the main file so a copy of the directory is one file a store.
+        writerConn.pragma('wal_checkpoint(TRUNCATE)');
+        await db.destroy();
+      },
+    };
+  }
+  const pool = new pg.Pool({ connectionString: location.url, max: 10 });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  await migrateToLatest(db, migrations(location.kind));
+  const batch = new GroupCommit(db);
+  return {
+    dialect: 'postgres',
+    db,
+    reader: db,
+    batch,
+    files: [],
+    close: async () => {
+      await batch.close();
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,170 @@
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import type { AppContext } from '../context.js';
+import { DomainError, isDomainError, statusOf, type ErrorCode } from '../errors.js';
+import { newId } from '../ids.js';
+import { authenticateToken, roleAllows } from '../../modules/staff/index.js';
+import { recordAudit } from '../../modules/audit/index.js';
+import type { RouteDefinition } from './route.js';
+
+export interface AppOptions {
+  readonly routes: readonly RouteDefinition[];
+}
+
+function errorBody(code: ErrorCode, message: string, requestId: string, fields?: readonly string[]) {
+  return { error: { code, message, requestId, ...(fields === undefined ? {} : { fields: [...fields] }) } };
+}
+
+/** Field paths only: a validation message could quote the value, so none is passed on. */
+function validationFields(error: FastifyError): string[] {
+  const context = error.validationContext ?? 'body';
+  const fields = (error.validation ?? []).map((v) => {
+    const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
+    const params = v.params as { keys?: unknown } | undefined;
+    const keys =
+      v.keyword === 'unrecognized_keys' && Array.isArray(params?.keys) ? params.keys.map(String) : [];
+    if (keys.length > 0) return keys.map((k) => [context, path, k].filter(Boolean).join('.'));
+    return [[context, path].filter(Boolean).join('.')];
+  });
+  return [...new Set(fields.flat())];
+}
+
+function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer ([^\s]+)$/.exec(header);
+  return match?.[1];
+}
+
+/** The HTTP app: hardening, authentication, error mapping, OpenAPI, then the modules' routes. */
+export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    bodyLimit: ctx.config.bodyLimitBytes,
+    trustProxy: ctx.config.trustProxy,
+    genReqId: () => newId(),
+    requestIdHeader: false,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // JSON only: anything else is answered with 415.
+  app.removeContentTypeParser('text/plain');
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", 'https:'],
+        imgSrc: ["'self'", 'data:', 'validator.swagger.io'],
+      },
+    },
+  });
+  await app.register(rateLimit, {
+    max: ctx.config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    errorResponseBuilder: () => new DomainError('rate_limited', 'Too many requests; try again later.'),
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Custodia API',
+        version: '1',
+        description:
+          'Customer data held in trust: every personal field encrypted, every access audited. Errors are `{ "error": { "code", "message", "requestId" } }` with stable codes.',
+      },
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-request-id', request.id);
+    return payload;
+  });
+
+  app.addHook('preHandler', async (request) => {
+    const permission = request.routeOptions.config.permission;
+    if (permission === undefined || permission === 'public') return;
+    const token = bearerToken(request);
+    const principal = token === undefined ? undefined : await authenticateToken(ctx, token);
+    if (principal === undefined) {
+      request.log.info('authentication failed');
+      throw new DomainError('unauthenticated', 'A valid bearer token is required.');
+    }
+    const actor = {
+      type: 'token' as const,
+      id: principal.tokenId,
+      role: principal.role,
+      workspaceId: principal.workspaceId,
+      requestId: request.id,
+    };
+    if (!roleAllows(principal.role, permission)) {
+      await recordAudit(ctx, actor, {
+        action: 'access.denied',
+        outcome: 'denied',
+        reason: `permission:${permission}`,
+      });
+      throw new DomainError('forbidden', 'This role may not do that.');
+    }
+    request.actor = actor;
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(errorBody('not_found', 'Not found.', request.id));
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (isDomainError(error)) {
+      if (error.code === 'audit_unavailable' || error.code === 'decryption_failed') {
+        request.log.error({ err: error.cause ?? error, code: error.code }, 'request failed closed');
+      }
+      return reply.code(statusOf(error.code)).send(errorBody(error.code, error.message, request.id, error.details?.fields));
+    }
+    if (hasZodFastifySchemaValidationErrors(error) || error.validation !== undefined) {
+      const fields = validationFields(error);
+      return reply.code(400).send(errorBody('invalid_input', 'The request is not valid.', request.id, fields));
+    }
+    switch (error.code) {
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return reply.code(415).send(errorBody('unsupported_media_type', 'Send application/json.', request.id));
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return reply.code(413).send(errorBody('payload_too_large', 'The request body is too large.', request.id));
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return reply.code(400).send(errorBody('invalid_input', 'The body is not valid JSON.', request.id));
+      default:
+        break;
+    }
+    if (error instanceof SyntaxError) {
+      return reply.code(400).send(errorBody('invalid_input', 'The body is not valid JSON.', request.id));
+    }
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.code(400).send(errorBody('invalid_input', 'The request is not valid.', request.id));
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return reply.code(500).send(errorBody('internal_error', 'Something went wrong; the request id identifies it.', request.id));
+  });
+
+  for (const route of options.routes) route.register(app);
+  return app;
+}
