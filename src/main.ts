@@ -14,7 +14,11 @@ import { customerRoutes } from './modules/customers/index.js';
 import { erasureRoutes, resumePendingErasures } from './modules/erasure/index.js';
 import { purposeRoutes, seedDefaultPurposes } from './modules/purposes/index.js';
 import { staffRoutes } from './modules/staff/index.js';
-import { DEFAULT_WORKSPACE, ensureWorkspace, listWorkspaceIds } from './modules/workspaces/index.js';
+import {
+  DEFAULT_WORKSPACE,
+  ensureWorkspace,
+  listWorkspaceIds,
+} from './modules/workspaces/index.js';
 
 export interface RuntimeOptions {
   readonly clock?: Clock;
@@ -25,7 +29,10 @@ export interface RuntimeOptions {
 
 export function storeLocations(config: Config): { data: StoreLocation; keys: StoreLocation } {
   if (config.databaseUrl !== undefined && config.keystoreUrl !== undefined) {
-    return { data: { kind: 'postgres', url: config.databaseUrl }, keys: { kind: 'postgres', url: config.keystoreUrl } };
+    return {
+      data: { kind: 'postgres', url: config.databaseUrl },
+      keys: { kind: 'postgres', url: config.keystoreUrl },
+    };
   }
   return {
     data: { kind: 'sqlite', file: path.join(config.dataDir, 'custodia.db') },
@@ -34,7 +41,10 @@ export function storeLocations(config: Config): { data: StoreLocation; keys: Sto
 }
 
 /** Opens the keyring and both stores, migrates them, and makes the default workspace. */
-export async function openContext(config: Config, options: RuntimeOptions = {}): Promise<AppContext> {
+export async function openContext(
+  config: Config,
+  options: RuntimeOptions = {},
+): Promise<AppContext> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
   const keyProvider = await openKeyProvider(config, clock.now(), options.createKeyring ?? true);
@@ -58,7 +68,8 @@ export async function openContext(config: Config, options: RuntimeOptions = {}):
     signer: new Signer(keyProvider.signingRoot()),
   };
   const { id } = await ensureWorkspace(ctx, DEFAULT_WORKSPACE);
-  for (const ws of new Set([id, ...(await listWorkspaceIds(ctx))])) await seedDefaultPurposes(ctx, ws);
+  for (const ws of new Set([id, ...(await listWorkspaceIds(ctx))]))
+    await seedDefaultPurposes(ctx, ws);
   return ctx;
 }
 
@@ -72,7 +83,13 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
   const resumed = await resumePendingErasures(ctx);
   if (resumed > 0) ctx.logger.info({ resumed }, 'finished interrupted erasures');
   const app = await buildApp(ctx, {
-    routes: [...healthRoutes(ctx), ...purposeRoutes(ctx), ...customerRoutes(ctx), ...erasureRoutes(ctx), ...staffRoutes(ctx)],
+    routes: [
+      ...healthRoutes(ctx),
+      ...purposeRoutes(ctx),
+      ...customerRoutes(ctx),
+      ...erasureRoutes(ctx),
+      ...staffRoutes(ctx),
+    ],
   });
   await app.ready();
   return app;

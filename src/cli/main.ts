@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { ConfigError, loadConfig, settings, type ConfigInput, type SettingName } from '../platform/config.js';
+import {
+  ConfigError,
+  loadConfig,
+  settings,
+  type ConfigInput,
+  type SettingName,
+} from '../platform/config.js';
 import { isDomainError } from '../platform/errors.js';
 import { closeContext, createServer, openContext } from '../main.js';
 import { verifyAuditChain } from '../modules/audit/index.js';
@@ -53,12 +59,16 @@ const program = new Command('custodia')
   .showHelpAfterError();
 
 withConfigOptions(program.command('init'))
-  .description('create the keyring, the data store and the key store, migrate them, add the default workspace')
+  .description(
+    'create the keyring, the data store and the key store, migrate them, add the default workspace',
+  )
   .action(async (_opts, cmd: Command) => {
     const config = configFrom(cmd);
     const ctx = await openContext(config, { createKeyring: true });
     await closeContext(ctx);
-    process.stdout.write(`initialised Custodia in ${config.dataDir} (${config.databaseUrl === undefined ? 'SQLite' : 'PostgreSQL'})\n`);
+    process.stdout.write(
+      `initialised Custodia in ${config.dataDir} (${config.databaseUrl === undefined ? 'SQLite' : 'PostgreSQL'})\n`,
+    );
   });
 
 withConfigOptions(program.command('serve'))
@@ -91,7 +101,9 @@ withConfigOptions(program.command('serve'))
 
 const token = program.command('token').description('API tokens');
 withConfigOptions(token.command('create'))
-  .description('create an API token; the token is printed alone on the last line and never shown again')
+  .description(
+    'create an API token; the token is printed alone on the last line and never shown again',
+  )
   .addOption(new Option('--role <role>', 'role of the token').choices(roles).makeOptionMandatory())
   .option('--label <label>', 'what the token is for', 'created with the CLI')
   .option('--workspace <name>', 'workspace', DEFAULT_WORKSPACE)
@@ -105,7 +117,9 @@ withConfigOptions(token.command('create'))
         { type: 'system', id: 'cli', role: null, workspaceId, requestId: null },
         { role: opts.role, label: opts.label },
       );
-      process.stderr.write(`created ${opts.role} token ${created.id} in workspace ${opts.workspace}; keep it secret:\n`);
+      process.stderr.write(
+        `created ${opts.role} token ${created.id} in workspace ${opts.workspace}; keep it secret:\n`,
+      );
       process.stdout.write(`${created.token}\n`);
     } finally {
       await closeContext(ctx);
@@ -135,7 +149,9 @@ withConfigOptions(audit.command('verify'))
 
 const keys = program.command('keys').description('key-encryption keys');
 withConfigOptions(keys.command('rotate'))
-  .description('add a KEK version (keyring file) and rewrap every data key under the current version')
+  .description(
+    'add a KEK version (keyring file) and rewrap every data key under the current version',
+  )
   .action(async (_opts, cmd: Command) => {
     const config = configFrom(cmd);
     const ctx = await openContext(config, { createKeyring: false });
@@ -155,8 +171,15 @@ withConfigOptions(keys.command('status'))
     try {
       const counts = await countDataKeysByKekVersion(ctx);
       for (const k of ctx.keyProvider.listKeks()) {
-        const state = k.retiredAt === null ? (k.version === ctx.keyProvider.currentKekVersion() ? 'current' : 'active') : 'retired';
-        process.stdout.write(`KEK v${k.version} ${state}: ${counts.get(k.version) ?? 0} data keys\n`);
+        const state =
+          k.retiredAt === null
+            ? k.version === ctx.keyProvider.currentKekVersion()
+              ? 'current'
+              : 'active'
+            : 'retired';
+        process.stdout.write(
+          `KEK v${k.version} ${state}: ${counts.get(k.version) ?? 0} data keys\n`,
+        );
       }
     } finally {
       await closeContext(ctx);
@@ -172,7 +195,9 @@ withConfigOptions(keys.command('retire'))
       const v = Number(version);
       const inUse = (await countDataKeysByKekVersion(ctx)).get(v) ?? 0;
       if (!Number.isInteger(v) || inUse > 0) {
-        process.stderr.write(`KEK v${version} still wraps ${inUse} data keys (or is not a version); run keys rotate first\n`);
+        process.stderr.write(
+          `KEK v${version} still wraps ${inUse} data keys (or is not a version); run keys rotate first\n`,
+        );
         process.exitCode = 1;
         return;
       }

@@ -45,7 +45,11 @@ const schema = z
     defaultRegion: z.string().regex(/^[A-Z]{2}$/, 'must be a two-letter region code'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     rateLimitPerMinute: z.coerce.number().int().min(1).max(10_000_000),
-    bodyLimitBytes: z.coerce.number().int().min(1024).max(10 * 1024 * 1024),
+    bodyLimitBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(10 * 1024 * 1024),
     trustProxy: z.enum(['true', 'false']).transform((v) => v === 'true'),
   })
   .superRefine((c, ctx) => {

@@ -20,6 +20,7 @@ let lastMs = 0;
 let counter = 0;
 
 /** UUIDv7 (RFC 9562): time-ordered, so keys stay local in B-trees; 74 random bits. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the brand
 export function newId<T extends string = string>(nowMs: number = Date.now()): T {
   // Monotonic within a process: the 12-bit rand_a field counts within one millisecond.
   if (nowMs <= lastMs) {

@@ -44,6 +44,11 @@ export function entryHash(prevHash: string, entry: ChainedEntry): string {
   return sha256Hex(`${prevHash}\n${canonicalEntry(entry)}`);
 }
 
-export function checkpointMessage(workspaceId: string, seq: number, hash: string, at: string): string {
+export function checkpointMessage(
+  workspaceId: string,
+  seq: number,
+  hash: string,
+  at: string,
+): string {
   return `custodia-audit-checkpoint/v1\n${workspaceId}\n${seq}\n${hash}\n${at}`;
 }

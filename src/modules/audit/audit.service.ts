@@ -57,7 +57,10 @@ export async function appendAudit(
           hash: final.hash,
           at,
           public_key: ctx.signer.publicKey(workspaceId),
-          signature: ctx.signer.sign(workspaceId, checkpointMessage(workspaceId, final.seq, final.hash, at)),
+          signature: ctx.signer.sign(
+            workspaceId,
+            checkpointMessage(workspaceId, final.seq, final.hash, at),
+          ),
         });
       });
     }
@@ -97,7 +100,12 @@ export async function appendAudit(
     scope.state.set(key, { seq: entry.seq, hash });
     return entry.seq;
   } catch (error) {
-    throw new DomainError('audit_unavailable', 'The audit log could not be written; nothing was done.', undefined, { cause: error });
+    throw new DomainError(
+      'audit_unavailable',
+      'The audit log could not be written; nothing was done.',
+      undefined,
+      { cause: error },
+    );
   }
 }
 
@@ -147,7 +155,11 @@ export async function verifyAuditChain(
     for (const cp of checkpoints) {
       if (
         cp.public_key !== expectedKey ||
-        !verifySignature(expectedKey, checkpointMessage(workspaceId, cp.seq, cp.hash, cp.at), cp.signature)
+        !verifySignature(
+          expectedKey,
+          checkpointMessage(workspaceId, cp.seq, cp.hash, cp.at),
+          cp.signature,
+        )
       ) {
         return bad(cp.seq, 'checkpoint signature does not verify');
       }
@@ -176,9 +188,11 @@ export async function verifyAuditChain(
           requestId: row.request_id,
         };
         if (row.prev_hash !== prevHash) return bad(row.seq, 'link to the previous entry is broken');
-        if (entryHash(prevHash, entry) !== row.hash) return bad(row.seq, 'entry content does not match its hash');
+        if (entryHash(prevHash, entry) !== row.hash)
+          return bad(row.seq, 'entry content does not match its hash');
         const signed = checkpointAt.get(row.seq);
-        if (signed !== undefined && signed !== row.hash) return bad(row.seq, 'entry differs from its signed checkpoint');
+        if (signed !== undefined && signed !== row.hash)
+          return bad(row.seq, 'entry differs from its signed checkpoint');
         prevHash = row.hash;
         expectedSeq += 1;
         total += 1;

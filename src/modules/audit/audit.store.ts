@@ -16,19 +16,36 @@ export async function findHead(
   return query.executeTakeFirst();
 }
 
-export async function insertHead(trx: Transaction<DataDb>, workspaceId: string, seq: number, hash: string): Promise<void> {
+export async function insertHead(
+  trx: Transaction<DataDb>,
+  workspaceId: string,
+  seq: number,
+  hash: string,
+): Promise<void> {
   await trx.insertInto('audit_head').values({ workspace_id: workspaceId, seq, hash }).execute();
 }
 
-export async function updateHead(trx: Transaction<DataDb>, workspaceId: string, seq: number, hash: string): Promise<void> {
-  await trx.updateTable('audit_head').set({ seq, hash }).where('workspace_id', '=', workspaceId).execute();
+export async function updateHead(
+  trx: Transaction<DataDb>,
+  workspaceId: string,
+  seq: number,
+  hash: string,
+): Promise<void> {
+  await trx
+    .updateTable('audit_head')
+    .set({ seq, hash })
+    .where('workspace_id', '=', workspaceId)
+    .execute();
 }
 
 export async function insertEntry(trx: Transaction<DataDb>, row: AuditEntryTable): Promise<void> {
   await trx.insertInto('audit_entry').values(row).execute();
 }
 
-export async function insertCheckpoint(trx: Transaction<DataDb>, row: AuditCheckpointTable): Promise<void> {
+export async function insertCheckpoint(
+  trx: Transaction<DataDb>,
+  row: AuditCheckpointTable,
+): Promise<void> {
   await trx.insertInto('audit_checkpoint').values(row).execute();
 }
 
@@ -58,7 +75,10 @@ export async function pageEntries(
     .execute();
 }
 
-export async function listCheckpoints(db: Kysely<DataDb>, workspaceId: string): Promise<AuditCheckpointTable[]> {
+export async function listCheckpoints(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+): Promise<AuditCheckpointTable[]> {
   return db
     .selectFrom('audit_checkpoint')
     .selectAll()
@@ -72,5 +92,5 @@ export async function countEntries(db: Kysely<DataDb>): Promise<number> {
     .selectFrom('audit_entry')
     .select(sql<number>`count(*)`.as('n'))
     .executeTakeFirstOrThrow();
-  return Number(row.n);
+  return row.n;
 }

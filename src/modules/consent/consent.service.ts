@@ -3,7 +3,14 @@ import type { DataDb } from '../../platform/db/schema.js';
 import { newId } from '../../platform/ids.js';
 import * as store from './consent.store.js';
 
-export const consentMethods = ['web_form', 'portal', 'staff_recorded', 'paper', 'phone', 'import'] as const;
+export const consentMethods = [
+  'web_form',
+  'portal',
+  'staff_recorded',
+  'paper',
+  'phone',
+  'import',
+] as const;
 export type ConsentMethod = (typeof consentMethods)[number];
 
 export interface ConsentGrant {
@@ -44,7 +51,8 @@ export async function activePurposesOf(
   const latest = new Map<string, Map<string, string>>();
   for (const e of await store.listEvents(db, workspaceId, customerIds)) {
     let perCustomer = latest.get(e.customer_id);
-    if (perCustomer === undefined) latest.set(e.customer_id, (perCustomer = new Map()));
+    if (perCustomer === undefined)
+      latest.set(e.customer_id, (perCustomer = new Map<string, string>()));
     perCustomer.set(e.purpose_key, e.event);
   }
   const result = new Map<string, Set<string>>();
@@ -56,6 +64,10 @@ export async function activePurposesOf(
 }
 
 /** Removes a customer's consent events; part of erasure. */
-export async function deleteConsentsOf(db: Kysely<DataDb>, workspaceId: string, customerId: string): Promise<void> {
+export async function deleteConsentsOf(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<void> {
   await store.deleteEvents(db, workspaceId, customerId);
 }

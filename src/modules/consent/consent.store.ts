@@ -1,9 +1,15 @@
 import type { Kysely } from 'kysely';
 import type { ConsentEventTable, DataDb } from '../../platform/db/schema.js';
 
-export async function insertEvents(db: Kysely<DataDb>, rows: readonly ConsentEventTable[]): Promise<void> {
+export async function insertEvents(
+  db: Kysely<DataDb>,
+  rows: readonly ConsentEventTable[],
+): Promise<void> {
   if (rows.length === 0) return;
-  await db.insertInto('consent_event').values([...rows]).execute();
+  await db
+    .insertInto('consent_event')
+    .values([...rows])
+    .execute();
 }
 
 export async function listEvents(
@@ -21,7 +27,11 @@ export async function listEvents(
     .execute();
 }
 
-export async function deleteEvents(db: Kysely<DataDb>, workspaceId: string, customerId: string): Promise<void> {
+export async function deleteEvents(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<void> {
   await db
     .deleteFrom('consent_event')
     .where('workspace_id', '=', workspaceId)

@@ -41,21 +41,30 @@ const EMAIL =
 export function normaliseEmail(value: string, path = 'contact.email'): string {
   const v = value.trim().toLowerCase();
   const at = v.lastIndexOf('@');
-  if (v.length > 254 || at < 1 || at > 64 || !EMAIL.test(v) || v.includes('..')) throw invalid(path);
+  if (v.length > 254 || at < 1 || at > 64 || !EMAIL.test(v) || v.includes('..'))
+    throw invalid(path);
   const tld = v.slice(v.lastIndexOf('.') + 1);
   if (!/^[a-z]{2,63}$|^xn--[a-z0-9-]+$/.test(tld)) throw invalid(path);
   return v;
 }
 
 /** E.164; numbers without a country prefix are read in the configured default region. */
-export function normalisePhone(value: string, defaultRegion: string, path = 'contact.phone'): string {
+export function normalisePhone(
+  value: string,
+  defaultRegion: string,
+  path = 'contact.phone',
+): string {
   const parsed = parsePhoneNumberFromString(value.trim(), defaultRegion as CountryCode);
   if (parsed === undefined || !parsed.isValid()) throw invalid(path);
   return parsed.number;
 }
 
 /** A real calendar date, not in the future, within 150 years. */
-export function normaliseBirthDate(value: string, today: Date, path = 'identity.birthDate'): string {
+export function normaliseBirthDate(
+  value: string,
+  today: Date,
+  path = 'identity.birthDate',
+): string {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
   if (m === null) throw invalid(path);
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
@@ -79,7 +88,8 @@ export function maskField(field: FieldName, value: unknown): string | undefined 
     case 'givenName':
     case 'familyName': {
       const s = String(value);
-      return `${[...s][0] ?? ''}${STAR.repeat(3)}`;
+      const first = s.codePointAt(0);
+      return `${first === undefined ? '' : String.fromCodePoint(first)}${STAR.repeat(3)}`;
     }
     case 'email': {
       const s = String(value);

@@ -33,10 +33,17 @@ export async function findKeysByIds(
 
 export async function insertKeys(db: Kysely<KeyDb>, rows: readonly DataKeyTable[]): Promise<void> {
   if (rows.length === 0) return;
-  await db.insertInto('data_key').values([...rows]).execute();
+  await db
+    .insertInto('data_key')
+    .values([...rows])
+    .execute();
 }
 
-export async function deleteKeysOfCustomer(db: Kysely<KeyDb>, workspaceId: string, customerId: string): Promise<string[]> {
+export async function deleteKeysOfCustomer(
+  db: Kysely<KeyDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<string[]> {
   const rows = await db
     .deleteFrom('data_key')
     .where('workspace_id', '=', workspaceId)
@@ -46,9 +53,17 @@ export async function deleteKeysOfCustomer(db: Kysely<KeyDb>, workspaceId: strin
   return rows.map((r) => r.id);
 }
 
-export async function deleteKeysByIds(db: Kysely<KeyDb>, workspaceId: string, ids: readonly string[]): Promise<void> {
+export async function deleteKeysByIds(
+  db: Kysely<KeyDb>,
+  workspaceId: string,
+  ids: readonly string[],
+): Promise<void> {
   if (ids.length === 0) return;
-  await db.deleteFrom('data_key').where('workspace_id', '=', workspaceId).where('id', 'in', [...ids]).execute();
+  await db
+    .deleteFrom('data_key')
+    .where('workspace_id', '=', workspaceId)
+    .where('id', 'in', [...ids])
+    .execute();
 }
 
 export async function pageKeysNotOnVersion(
@@ -86,5 +101,5 @@ export async function countByKekVersion(db: Kysely<KeyDb>): Promise<Map<number, 
     .select((eb) => ['kek_version', eb.fn.countAll<number>().as('n')])
     .groupBy('kek_version')
     .execute();
-  return new Map(rows.map((r) => [Number(r.kek_version), Number(r.n)]));
+  return new Map(rows.map((r) => [r.kek_version, r.n]));
 }

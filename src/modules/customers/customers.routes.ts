@@ -11,7 +11,13 @@ import {
   searchBody,
   updateCustomerBody,
 } from './customers.schemas.js';
-import { createCustomer, listCustomers, readCustomer, searchCustomers, updateCustomer } from './customers.service.js';
+import {
+  createCustomer,
+  listCustomers,
+  readCustomer,
+  searchCustomers,
+  updateCustomer,
+} from './customers.service.js';
 
 export function customerRoutes(ctx: AppContext): RouteDefinition[] {
   return [
@@ -19,11 +25,15 @@ export function customerRoutes(ctx: AppContext): RouteDefinition[] {
       method: 'POST',
       url: '/api/v1/customers',
       permission: 'customers:create',
-      summary: 'Create a customer with their consents; fields no consented purpose needs are refused',
+      summary:
+        'Create a customer with their consents; fields no consented purpose needs are refused',
       tags: ['customers'],
       errors: [400, 401, 403, 409, 413, 415, 503],
       schema: { body: createCustomerBody, response: { 201: z.object({ id: z.string() }) } },
-      handler: async (req) => ({ status: 201, body: await createCustomer(ctx, req.actor, req.body) }),
+      handler: async (req) => ({
+        status: 201,
+        body: await createCustomer(ctx, req.actor, req.body),
+      }),
     }),
     defineRoute({
       method: 'GET',
@@ -35,18 +45,24 @@ export function customerRoutes(ctx: AppContext): RouteDefinition[] {
       personalData: true,
       schema: {
         querystring: listQuery,
-        response: { 200: z.object({ items: z.array(maskedCustomerDto), nextCursor: z.string().nullable() }) },
+        response: {
+          200: z.object({ items: z.array(maskedCustomerDto), nextCursor: z.string().nullable() }),
+        },
       },
       handler: async (req) => ({
         status: 200,
-        body: await listCustomers(ctx, req.actor, { limit: req.query.limit, cursor: req.query.cursor }),
+        body: await listCustomers(ctx, req.actor, {
+          limit: req.query.limit,
+          cursor: req.query.cursor,
+        }),
       }),
     }),
     defineRoute({
       method: 'GET',
       url: '/api/v1/customers/:id',
       permission: 'customers:read',
-      summary: "Read the fields of one purpose's categories, if the customer agreed to that purpose",
+      summary:
+        "Read the fields of one purpose's categories, if the customer agreed to that purpose",
       tags: ['customers'],
       errors: [400, 401, 403, 404, 503],
       personalData: true,
@@ -65,7 +81,10 @@ export function customerRoutes(ctx: AppContext): RouteDefinition[] {
       errors: [400, 401, 403, 413, 415, 503],
       personalData: true,
       schema: { body: searchBody, response: { 200: z.object({ items: z.array(customerDto) }) } },
-      handler: async (req) => ({ status: 200, body: { items: await searchCustomers(ctx, req.actor, req.body) } }),
+      handler: async (req) => ({
+        status: 200,
+        body: { items: await searchCustomers(ctx, req.actor, req.body) },
+      }),
     }),
     defineRoute({
       method: 'PATCH',

@@ -9,7 +9,10 @@ export const postalAddressSchema = z.strictObject({
   locality: z.string().trim().min(1).max(100),
   region: z.string().trim().min(1).max(100).optional(),
   postalCode: z.string().trim().min(1).max(20),
-  country: z.string().regex(/^[A-Z]{2}$/).meta({ description: 'ISO 3166-1 alpha-2' }),
+  country: z
+    .string()
+    .regex(/^[A-Z]{2}$/)
+    .meta({ description: 'ISO 3166-1 alpha-2' }),
 });
 
 const fieldSchemas = {
@@ -77,7 +80,11 @@ export const updateCustomerBody = z.strictObject({
 });
 export type UpdateCustomerInput = z.output<typeof updateCustomerBody>;
 
-export const purposeKey = z.string().min(1).max(64).regex(/^[a-z0-9_]+$/);
+export const purposeKey = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9_]+$/);
 
 export const customerParams = z.strictObject({ id: z.uuid() });
 export const readQuery = z.strictObject({ purpose: purposeKey });

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Actor, AppContext } from '../../platform/context.js';
 import { openField, randomKey, sealField } from '../../platform/crypto/index.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
-import type { CustomerFieldTable, DataDb, DataKeyTable, KeyDb } from '../../platform/db/schema.js';
+import type { CustomerFieldTable, DataDb, DataKeyTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
 import { newId, type CustomerId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
@@ -65,7 +65,11 @@ function normaliseFields(
   ctx: Pick<Ctx, 'config' | 'clock'>,
 ): FieldValues {
   const values: FieldValues = new Map();
-  const groups = { identity: input.identity, contact: input.contact, preferences: input.preferences };
+  const groups = {
+    identity: input.identity,
+    contact: input.contact,
+    preferences: input.preferences,
+  };
   for (const [category, group] of Object.entries(groups)) {
     if (group === undefined) continue;
     for (const [field, value] of Object.entries(group as Record<string, unknown>)) {
@@ -76,13 +80,13 @@ function normaliseFields(
       }
       switch (field) {
         case 'email':
-          values.set(field, normaliseEmail(String(value)));
+          values.set(field, normaliseEmail(value as string));
           break;
         case 'phone':
-          values.set(field, normalisePhone(String(value), ctx.config.defaultRegion));
+          values.set(field, normalisePhone(value as string, ctx.config.defaultRegion));
           break;
         case 'birthDate':
-          values.set(field, normaliseBirthDate(String(value), ctx.clock.now()));
+          values.set(field, normaliseBirthDate(value as string, ctx.clock.now()));
           break;
         case 'interests':
           values.set(field, [...new Set(value as string[])]);
@@ -90,7 +94,9 @@ function normaliseFields(
         case 'channels':
           values.set(field, [...new Set(value as string[])]);
           break;
-        default:
+        case 'givenName':
+        case 'familyName':
+        case 'postalAddress':
           values.set(field, value);
       }
     }
@@ -98,7 +104,10 @@ function normaliseFields(
   return values;
 }
 
-function coveredCategories(purposes: ReadonlyMap<string, Purpose>, active: Iterable<string>): Set<DataCategory> {
+function coveredCategories(
+  purposes: ReadonlyMap<string, Purpose>,
+  active: Iterable<string>,
+): Set<DataCategory> {
   const covered = new Set<DataCategory>();
   for (const key of active) {
     const p = purposes.get(key);
@@ -139,7 +148,11 @@ async function ensureDataKeys(
     keys.set(row.category as DataCategory, {
       id: row.id,
       category: row.category as DataCategory,
-      key: ctx.keyProvider.unwrapDataKey(row.wrapped, row.kek_version, bindingOf(workspaceId, customerId, row.category, row.id)),
+      key: ctx.keyProvider.unwrapDataKey(
+        row.wrapped,
+        row.kek_version,
+        bindingOf(workspaceId, customerId, row.category, row.id),
+      ),
     });
   }
   const rows: DataKeyTable[] = [];
@@ -148,8 +161,19 @@ async function ensureDataKeys(
     if (keys.has(category)) continue;
     const id = newId();
     const key = randomKey();
-    const { kekVersion, wrapped } = ctx.keyProvider.wrapDataKey(key, bindingOf(workspaceId, customerId, category, id));
-    rows.push({ workspace_id: workspaceId, id, customer_id: customerId, category, kek_version: kekVersion, wrapped, created_at: now });
+    const { kekVersion, wrapped } = ctx.keyProvider.wrapDataKey(
+      key,
+      bindingOf(workspaceId, customerId, category, id),
+    );
+    rows.push({
+      workspace_id: workspaceId,
+      id,
+      customer_id: customerId,
+      category,
+      kek_version: kekVersion,
+      wrapped,
+      created_at: now,
+    });
     keys.set(category, { id, category, key });
   }
   if (rows.length > 0) await ctx.keys.batch.run(({ trx }) => keyStore.insertKeys(trx, rows));
@@ -185,7 +209,13 @@ function sealRows(
       field,
       category,
       data_key_id: key.id,
-      ciphertext: sealField(key.key, JSON.stringify(value), { workspaceId, customerId, category, field, keyId: key.id }),
+      ciphertext: sealField(key.key, JSON.stringify(value), {
+        workspaceId,
+        customerId,
+        category,
+        field,
+        keyId: key.id,
+      }),
       updated_at: at,
     });
   }
@@ -202,7 +232,10 @@ async function writeIndexes(
   for (const field of indexedFields) {
     if (!values.has(field)) continue;
     const value = values.get(field);
-    const digest = value === null || value === undefined ? null : ctx.blindIndex.digest(workspaceId, field, String(value));
+    const digest =
+      value === null || value === undefined
+        ? null
+        : ctx.blindIndex.digest(workspaceId, field, value as string);
     await store.replaceDigest(db, workspaceId, customerId, field, digest);
   }
 }
@@ -213,10 +246,19 @@ async function decryptRows(
   workspaceId: string,
   rows: readonly CustomerFieldTable[],
 ): Promise<Map<string, Map<FieldName, unknown>>> {
-  const keyRows = await keyStore.findKeysByIds(ctx.keys.reader, workspaceId, [...new Set(rows.map((r) => r.data_key_id))]);
+  const keyRows = await keyStore.findKeysByIds(ctx.keys.reader, workspaceId, [
+    ...new Set(rows.map((r) => r.data_key_id)),
+  ]);
   const keys = new Map<string, Buffer>();
   for (const k of keyRows) {
-    keys.set(k.id, ctx.keyProvider.unwrapDataKey(k.wrapped, k.kek_version, bindingOf(workspaceId, k.customer_id, k.category, k.id)));
+    keys.set(
+      k.id,
+      ctx.keyProvider.unwrapDataKey(
+        k.wrapped,
+        k.kek_version,
+        bindingOf(workspaceId, k.customer_id, k.category, k.id),
+      ),
+    );
   }
   const result = new Map<string, Map<FieldName, unknown>>();
   for (const row of rows) {
@@ -232,7 +274,8 @@ async function decryptRows(
       keyId: row.data_key_id,
     });
     let perCustomer = result.get(row.customer_id);
-    if (perCustomer === undefined) result.set(row.customer_id, (perCustomer = new Map()));
+    if (perCustomer === undefined)
+      result.set(row.customer_id, (perCustomer = new Map<FieldName, unknown>()));
     perCustomer.set(row.field, JSON.parse(plain) as unknown);
   }
   return result;
@@ -258,17 +301,25 @@ function toDto(
   };
 }
 
-export async function createCustomer(ctx: Ctx, actor: Actor, input: CreateCustomerInput): Promise<{ id: CustomerId }> {
+export async function createCustomer(
+  ctx: Ctx,
+  actor: Actor,
+  input: CreateCustomerInput,
+): Promise<{ id: CustomerId }> {
   const values = normaliseFields(input, ctx);
   const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
   const seen = new Set<string>();
   input.consents.forEach((c, i) => {
     const p = purposes.get(c.purpose);
     if (p === undefined || p.status !== 'active' || seen.has(c.purpose)) {
-      throw new DomainError('invalid_input', 'Unknown, retired or repeated purpose.', { fields: [`consents.${i}.purpose`] });
+      throw new DomainError('invalid_input', 'Unknown, retired or repeated purpose.', {
+        fields: [`consents.${i}.purpose`],
+      });
     }
     if (p.noticeVersion !== c.noticeVersion) {
-      throw new DomainError('invalid_input', 'Unknown notice version.', { fields: [`consents.${i}.noticeVersion`] });
+      throw new DomainError('invalid_input', 'Unknown notice version.', {
+        fields: [`consents.${i}.noticeVersion`],
+      });
     }
     seen.add(c.purpose);
   });
@@ -289,7 +340,12 @@ export async function createCustomer(ctx: Ctx, actor: Actor, input: CreateCustom
   const rows = sealRows(ctx, actor.workspaceId, id, values, keys, at);
   try {
     await ctx.data.batch.run(async (scope) => {
-      await store.insertCustomer(scope.trx, { workspace_id: actor.workspaceId, id, created_at: at, updated_at: at });
+      await store.insertCustomer(scope.trx, {
+        workspace_id: actor.workspaceId,
+        id,
+        created_at: at,
+        updated_at: at,
+      });
       await recordGrants(scope.trx, actor.workspaceId, id, input.consents, at);
       await store.upsertFields(scope.trx, rows);
       await writeIndexes(ctx, scope.trx, actor.workspaceId, id, values);
@@ -308,7 +364,11 @@ export async function createCustomer(ctx: Ctx, actor: Actor, input: CreateCustom
   return { id };
 }
 
-function requirePurpose(purposes: ReadonlyMap<string, Purpose>, key: string, path: string): Purpose {
+function requirePurpose(
+  purposes: ReadonlyMap<string, Purpose>,
+  key: string,
+  path: string,
+): Purpose {
   const p = purposes.get(key);
   if (p === undefined || p.status !== 'active') {
     throw new DomainError('invalid_input', 'Unknown or retired purpose.', { fields: [path] });
@@ -324,13 +384,22 @@ async function readUnderPurpose(
   action: string,
   purpose: Purpose,
   customerIds: readonly string[],
-): Promise<{ customers: { id: string; created_at: string; updated_at: string }[]; rows: CustomerFieldTable[] }> {
+): Promise<{
+  customers: { id: string; created_at: string; updated_at: string }[];
+  rows: CustomerFieldTable[];
+}> {
   const active = await activePurposesOf(scope.trx, actor.workspaceId, customerIds);
   const allowed: { id: string; created_at: string; updated_at: string }[] = [];
   for (const id of customerIds) {
     const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
     if (customer === undefined) {
-      await appendAudit(ctx, scope, actor, { action, customerId: id, purpose: purpose.key, outcome: 'denied', reason: 'not_found' });
+      await appendAudit(ctx, scope, actor, {
+        action,
+        customerId: id,
+        purpose: purpose.key,
+        outcome: 'denied',
+        reason: 'not_found',
+      });
     } else if (active.get(id)?.has(purpose.key) !== true) {
       await appendAudit(ctx, scope, actor, {
         action,
@@ -343,7 +412,12 @@ async function readUnderPurpose(
       allowed.push(customer);
     }
   }
-  const rows = await store.listFields(scope.trx, actor.workspaceId, allowed.map((c) => c.id), { categories: purpose.categories });
+  const rows = await store.listFields(
+    scope.trx,
+    actor.workspaceId,
+    allowed.map((c) => c.id),
+    { categories: purpose.categories },
+  );
   for (const c of allowed) {
     await appendAudit(ctx, scope, actor, {
       action,
@@ -356,21 +430,38 @@ async function readUnderPurpose(
   return { customers: allowed, rows };
 }
 
-export async function readCustomer(ctx: Ctx, actor: Actor, id: string, purposeKey: string): Promise<CustomerDto> {
+export async function readCustomer(
+  ctx: Ctx,
+  actor: Actor,
+  id: string,
+  purposeKey: string,
+): Promise<CustomerDto> {
   const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
   const purpose = purposes.get(purposeKey);
   if (purpose === undefined || purpose.status !== 'active') {
-    await recordAudit(ctx, actor, { action: 'customer.read', customerId: id, purpose: purposeKey, outcome: 'denied', reason: 'purpose_unknown' });
+    await recordAudit(ctx, actor, {
+      action: 'customer.read',
+      customerId: id,
+      purpose: purposeKey,
+      outcome: 'denied',
+      reason: 'purpose_unknown',
+    });
     requirePurpose(purposes, purposeKey, 'querystring.purpose');
   }
-  const result = await ctx.data.batch.run((scope) => readUnderPurpose(ctx, scope, actor, 'customer.read', purpose as Purpose, [id]));
+  const result = await ctx.data.batch.run((scope) =>
+    readUnderPurpose(ctx, scope, actor, 'customer.read', purpose as Purpose, [id]),
+  );
   const customer = result.customers[0];
   if (customer === undefined) throw notFound();
   const values = await decryptRows(ctx, actor.workspaceId, result.rows);
   return toDto(customer, purposeKey, values.get(customer.id));
 }
 
-export async function searchCustomers(ctx: Ctx, actor: Actor, input: SearchInput): Promise<CustomerDto[]> {
+export async function searchCustomers(
+  ctx: Ctx,
+  actor: Actor,
+  input: SearchInput,
+): Promise<CustomerDto[]> {
   const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
   const purpose = requirePurpose(purposes, input.purpose, 'body.purpose');
   let field: IndexedField;
@@ -386,7 +477,13 @@ export async function searchCustomers(ctx: Ctx, actor: Actor, input: SearchInput
   const result = await ctx.data.batch.run(async (scope) => {
     const ids = await store.findByDigest(scope.trx, actor.workspaceId, field, digest, 50);
     if (ids.length === 0) {
-      await appendAudit(ctx, scope, actor, { action: 'customer.search', purpose: purpose.key, fields: [field], outcome: 'done', reason: 'no_match' });
+      await appendAudit(ctx, scope, actor, {
+        action: 'customer.search',
+        purpose: purpose.key,
+        fields: [field],
+        outcome: 'done',
+        reason: 'no_match',
+      });
       return { customers: [], rows: [] };
     }
     return readUnderPurpose(ctx, scope, actor, 'customer.search', purpose, ids);
@@ -395,43 +492,79 @@ export async function searchCustomers(ctx: Ctx, actor: Actor, input: SearchInput
   return result.customers.map((c) => toDto(c, purpose.key, values.get(c.id)));
 }
 
-export async function updateCustomer(ctx: Ctx, actor: Actor, id: string, input: UpdateCustomerInput): Promise<{ id: string; updatedAt: string }> {
+export async function updateCustomer(
+  ctx: Ctx,
+  actor: Actor,
+  id: string,
+  input: UpdateCustomerInput,
+): Promise<{ id: string; updatedAt: string }> {
   const values = normaliseFields(input, ctx);
-  if (values.size === 0) throw new DomainError('invalid_input', 'Nothing to change.', { fields: ['body'] });
+  if (values.size === 0)
+    throw new DomainError('invalid_input', 'Nothing to change.', { fields: ['body'] });
   const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
   // A first, non-authoritative check, so that no keys are made for a write that will be refused.
-  const preActive = (await activePurposesOf(ctx.data.reader, actor.workspaceId, [id])).get(id) ?? new Set<string>();
+  const preActive =
+    (await activePurposesOf(ctx.data.reader, actor.workspaceId, [id])).get(id) ?? new Set<string>();
   const preMissing = uncoveredFields(values, coveredCategories(purposes, preActive));
   const exists = (await store.findCustomer(ctx.data.reader, actor.workspaceId, id)) !== undefined;
   let keys = new Map<DataCategory, DataKey>();
   let created: string[] = [];
   if (exists && preMissing.length === 0) {
-    const categories = new Set([...values].filter(([, v]) => v !== null).map(([f]) => fieldCategory[f]));
+    const categories = new Set(
+      [...values].filter(([, v]) => v !== null).map(([f]) => fieldCategory[f]),
+    );
     const existing = await keyStore.findKeysOfCustomers(ctx.keys.reader, actor.workspaceId, [id]);
     ({ keys, created } = await ensureDataKeys(ctx, actor.workspaceId, id, categories, existing));
   }
   const at = ctx.clock.now().toISOString();
-  const rows = exists && preMissing.length === 0 ? sealRows(ctx, actor.workspaceId, id, values, keys, at) : [];
+  const rows =
+    exists && preMissing.length === 0 ? sealRows(ctx, actor.workspaceId, id, values, keys, at) : [];
   let outcome: { id: string; updatedAt: string } | Denied;
   try {
     outcome = await ctx.data.batch.run(async (scope) => {
       const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
       if (customer === undefined) {
-        await appendAudit(ctx, scope, actor, { action: 'customer.update', customerId: id, fields: [...values.keys()], outcome: 'denied', reason: 'not_found' });
+        await appendAudit(ctx, scope, actor, {
+          action: 'customer.update',
+          customerId: id,
+          fields: [...values.keys()],
+          outcome: 'denied',
+          reason: 'not_found',
+        });
         return deny(new DomainError('not_found', 'No such customer.'));
       }
-      const active = (await activePurposesOf(scope.trx, actor.workspaceId, [id])).get(id) ?? new Set<string>();
+      const active =
+        (await activePurposesOf(scope.trx, actor.workspaceId, [id])).get(id) ?? new Set<string>();
       const missing = uncoveredFields(values, coveredCategories(purposes, active));
-      if (missing.length > 0 || rows.length !== [...values.values()].filter((v) => v !== null).length) {
+      if (
+        missing.length > 0 ||
+        rows.length !== [...values.values()].filter((v) => v !== null).length
+      ) {
         const fields = missing.length > 0 ? missing : preMissing;
-        await appendAudit(ctx, scope, actor, { action: 'customer.update', customerId: id, fields, outcome: 'denied', reason: 'consent_missing' });
+        await appendAudit(ctx, scope, actor, {
+          action: 'customer.update',
+          customerId: id,
+          fields,
+          outcome: 'denied',
+          reason: 'consent_missing',
+        });
         return deny(consentMissing(fields));
       }
       await store.upsertFields(scope.trx, rows);
-      await store.deleteFields(scope.trx, actor.workspaceId, id, [...values].filter(([, v]) => v === null).map(([f]) => f));
+      await store.deleteFields(
+        scope.trx,
+        actor.workspaceId,
+        id,
+        [...values].filter(([, v]) => v === null).map(([f]) => f),
+      );
       await writeIndexes(ctx, scope.trx, actor.workspaceId, id, values);
       await store.touchCustomer(scope.trx, actor.workspaceId, id, at);
-      await appendAudit(ctx, scope, actor, { action: 'customer.update', customerId: id, fields: [...values.keys()], outcome: 'done' });
+      await appendAudit(ctx, scope, actor, {
+        action: 'customer.update',
+        customerId: id,
+        fields: [...values.keys()],
+        outcome: 'done',
+      });
       return { id, updatedAt: at };
     });
   } catch (error) {
@@ -453,9 +586,19 @@ export async function listCustomers(
   page: { limit: number; cursor?: string | undefined },
 ): Promise<{ items: MaskedCustomerDto[]; nextCursor: string | null }> {
   const result = await ctx.data.batch.run(async (scope) => {
-    const customers = await store.pageCustomers(scope.trx, actor.workspaceId, page.cursor, page.limit + 1);
+    const customers = await store.pageCustomers(
+      scope.trx,
+      actor.workspaceId,
+      page.cursor,
+      page.limit + 1,
+    );
     const shown = customers.slice(0, page.limit);
-    const rows = await store.listFields(scope.trx, actor.workspaceId, shown.map((c) => c.id), { fields: maskedFields });
+    const rows = await store.listFields(
+      scope.trx,
+      actor.workspaceId,
+      shown.map((c) => c.id),
+      { fields: maskedFields },
+    );
     await appendAudit(ctx, scope, actor, {
       action: 'customer.list',
       fields: maskedFields.map((f) => `masked:${f}`),
@@ -486,16 +629,30 @@ export async function describeHoldings(
   const keys = await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [customerId]);
   const fields = await store.listFields(ctx.data.reader, workspaceId, [customerId], {});
   const categories = new Set([...keys.map((k) => k.category), ...fields.map((f) => f.category)]);
-  return { exists: customer !== undefined, categories: [...categories].sort(), keyIds: keys.map((k) => k.id).sort() };
+  return {
+    exists: customer !== undefined,
+    categories: [...categories].sort(),
+    keyIds: keys.map((k) => k.id).sort(),
+  };
 }
 
 /** Crypto-shredding: destroys every data key of the customer; idempotent. */
-export async function destroyCustomerKeys(ctx: Ctx, workspaceId: string, customerId: string): Promise<string[]> {
-  return ctx.keys.batch.run(({ trx }) => keyStore.deleteKeysOfCustomer(trx, workspaceId, customerId));
+export async function destroyCustomerKeys(
+  ctx: Ctx,
+  workspaceId: string,
+  customerId: string,
+): Promise<string[]> {
+  return ctx.keys.batch.run(({ trx }) =>
+    keyStore.deleteKeysOfCustomer(trx, workspaceId, customerId),
+  );
 }
 
 /** Deletes the customer's rows and index entries inside the caller's unit of work. */
-export async function deleteCustomerData(trx: Kysely<DataDb>, workspaceId: string, customerId: string): Promise<void> {
+export async function deleteCustomerData(
+  trx: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<void> {
   await store.deleteCustomerRows(trx, workspaceId, customerId);
 }
 
@@ -503,7 +660,9 @@ export async function deleteCustomerData(trx: Kysely<DataDb>, workspaceId: strin
  * Rewraps every data key not under the current KEK version; data is not re-encrypted.
  * Resumable: each page is committed before the next is read.
  */
-export async function rewrapDataKeys(ctx: Pick<Ctx, 'keys' | 'keyProvider'>): Promise<{ rewrapped: number; version: number }> {
+export async function rewrapDataKeys(
+  ctx: Pick<Ctx, 'keys' | 'keyProvider'>,
+): Promise<{ rewrapped: number; version: number }> {
   const version = ctx.keyProvider.currentKekVersion();
   let rewrapped = 0;
   for (;;) {
@@ -517,7 +676,16 @@ export async function rewrapDataKeys(ctx: Pick<Ctx, 'keys' | 'keyProvider'>): Pr
     });
     await ctx.keys.batch.run(async ({ trx }) => {
       for (const u of updates) {
-        await keyStore.updateWrapped(trx, { workspace_id: u.row.workspace_id, id: u.row.id, kek_version: u.kekVersion, wrapped: u.wrapped }, u.row.kek_version);
+        await keyStore.updateWrapped(
+          trx,
+          {
+            workspace_id: u.row.workspace_id,
+            id: u.row.id,
+            kek_version: u.kekVersion,
+            wrapped: u.wrapped,
+          },
+          u.row.kek_version,
+        );
       }
     });
     rewrapped += updates.length;
@@ -525,6 +693,8 @@ export async function rewrapDataKeys(ctx: Pick<Ctx, 'keys' | 'keyProvider'>): Pr
   return { rewrapped, version };
 }
 
-export async function countDataKeysByKekVersion(ctx: Pick<Ctx, 'keys'>): Promise<Map<number, number>> {
-  return keyStore.countByKekVersion(ctx.keys.db as Kysely<KeyDb>);
+export async function countDataKeysByKekVersion(
+  ctx: Pick<Ctx, 'keys'>,
+): Promise<Map<number, number>> {
+  return keyStore.countByKekVersion(ctx.keys.db);
 }

@@ -20,8 +20,18 @@ export async function insertCustomer(db: Kysely<DataDb>, row: CustomerTable): Pr
   await db.insertInto('customer').values(row).execute();
 }
 
-export async function touchCustomer(db: Kysely<DataDb>, workspaceId: string, id: string, at: string): Promise<void> {
-  await db.updateTable('customer').set({ updated_at: at }).where('workspace_id', '=', workspaceId).where('id', '=', id).execute();
+export async function touchCustomer(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  id: string,
+  at: string,
+): Promise<void> {
+  await db
+    .updateTable('customer')
+    .set({ updated_at: at })
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .execute();
 }
 
 export async function pageCustomers(
@@ -58,7 +68,10 @@ export async function listFields(
   return query.execute();
 }
 
-export async function upsertFields(db: Kysely<DataDb>, rows: readonly CustomerFieldTable[]): Promise<void> {
+export async function upsertFields(
+  db: Kysely<DataDb>,
+  rows: readonly CustomerFieldTable[],
+): Promise<void> {
   for (const row of rows) {
     await db
       .insertInto('customer_field')
@@ -131,8 +144,24 @@ export async function replaceDigest(
 }
 
 /** Deletes everything the vault holds for a customer: fields, index entries, the row itself. */
-export async function deleteCustomerRows(db: Kysely<DataDb>, workspaceId: string, customerId: string): Promise<void> {
-  await db.deleteFrom('blind_index').where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId).execute();
-  await db.deleteFrom('customer_field').where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId).execute();
-  await db.deleteFrom('customer').where('workspace_id', '=', workspaceId).where('id', '=', customerId).execute();
+export async function deleteCustomerRows(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<void> {
+  await db
+    .deleteFrom('blind_index')
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .execute();
+  await db
+    .deleteFrom('customer_field')
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .execute();
+  await db
+    .deleteFrom('customer')
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', customerId)
+    .execute();
 }

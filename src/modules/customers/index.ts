@@ -17,4 +17,9 @@ export {
 } from './customers.service.js';
 export { customerRoutes } from './customers.routes.js';
 export { erasureDto, customerParams } from './customers.schemas.js';
-export { fieldCategory, normaliseEmail, normalisePhone, type FieldName } from './customers.fields.js';
+export {
+  fieldCategory,
+  normaliseEmail,
+  normalisePhone,
+  type FieldName,
+} from './customers.fields.js';

@@ -9,11 +9,15 @@ export function erasureRoutes(ctx: AppContext): RouteDefinition[] {
       method: 'DELETE',
       url: '/api/v1/customers/:id',
       permission: 'customers:erase',
-      summary: "Erase a customer: destroy their data keys, delete their rows, return the ledger entry",
+      summary:
+        'Erase a customer: destroy their data keys, delete their rows, return the ledger entry',
       tags: ['customers', 'erasure'],
       errors: [400, 401, 403, 404, 503],
       schema: { params: customerParams, response: { 200: erasureDto } },
-      handler: async (req) => ({ status: 200, body: await eraseCustomer(ctx, req.actor, req.params.id) }),
+      handler: async (req) => ({
+        status: 200,
+        body: await eraseCustomer(ctx, req.actor, req.params.id),
+      }),
     }),
   ];
 }

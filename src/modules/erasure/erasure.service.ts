@@ -43,29 +43,50 @@ async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise
     await deleteConsentsOf(trx, ws, row.customer_id);
   });
   const late = await destroyCustomerKeys(ctx, ws, row.customer_id);
-  const destroyed = [...new Set([...(JSON.parse(row.destroyed_key_ids) as string[]), ...first, ...late])].sort();
+  const destroyed = [
+    ...new Set([...(JSON.parse(row.destroyed_key_ids) as string[]), ...first, ...late]),
+  ].sort();
   const completedAt = ctx.clock.now().toISOString();
   await ctx.data.batch.run(async (scope) => {
     await store.completeErasure(scope.trx, ws, row.id, completedAt, destroyed);
-    await appendAudit(ctx, scope, { ...actor, workspaceId: ws }, {
-      action: 'erasure.complete',
-      customerId: row.customer_id,
-      fields: JSON.parse(row.categories) as string[],
-      outcome: 'done',
-      reason: `erasure:${row.id}`,
-    });
+    await appendAudit(
+      ctx,
+      scope,
+      { ...actor, workspaceId: ws },
+      {
+        action: 'erasure.complete',
+        customerId: row.customer_id,
+        fields: JSON.parse(row.categories) as string[],
+        outcome: 'done',
+        reason: `erasure:${row.id}`,
+      },
+    );
   });
-  return toRecord({ ...row, status: 'completed', completed_at: completedAt, destroyed_key_ids: JSON.stringify(destroyed) });
+  return toRecord({
+    ...row,
+    status: 'completed',
+    completed_at: completedAt,
+    destroyed_key_ids: JSON.stringify(destroyed),
+  });
 }
 
 /** Erases a customer by crypto-shredding; returns the ledger entry. Calling again returns it again. */
-export async function eraseCustomer(ctx: AppContext, actor: Actor, customerId: string): Promise<ErasureRecord> {
+export async function eraseCustomer(
+  ctx: AppContext,
+  actor: Actor,
+  customerId: string,
+): Promise<ErasureRecord> {
   const existing = await store.findByCustomer(ctx.data.db, actor.workspaceId, customerId);
   if (existing?.status === 'completed') return toRecord(existing);
   if (existing !== undefined) return finish(ctx, actor, existing);
   const holdings = await describeHoldings(ctx, actor.workspaceId, customerId);
   if (!holdings.exists) {
-    await recordAudit(ctx, actor, { action: 'erasure.start', customerId, outcome: 'denied', reason: 'not_found' });
+    await recordAudit(ctx, actor, {
+      action: 'erasure.start',
+      customerId,
+      outcome: 'denied',
+      reason: 'not_found',
+    });
     throw new DomainError('not_found', 'No such customer.');
   }
   const row: ErasureTable = {
@@ -101,13 +122,27 @@ export async function eraseCustomer(ctx: AppContext, actor: Actor, customerId: s
 export async function resumePendingErasures(ctx: AppContext): Promise<number> {
   const pending = await store.listPending(ctx.data.db);
   for (const row of pending) {
-    await finish(ctx, { type: 'system', id: 'erasure-resume', role: null, workspaceId: row.workspace_id, requestId: null }, row);
+    await finish(
+      ctx,
+      {
+        type: 'system',
+        id: 'erasure-resume',
+        role: null,
+        workspaceId: row.workspace_id,
+        requestId: null,
+      },
+      row,
+    );
   }
   return pending.length;
 }
 
 /** Records the intent only, as the first step does; for tests that interrupt an erasure. */
-export async function startErasureOnly(ctx: AppContext, actor: Actor, customerId: string): Promise<void> {
+export async function startErasureOnly(
+  ctx: AppContext,
+  actor: Actor,
+  customerId: string,
+): Promise<void> {
   const holdings = await describeHoldings(ctx, actor.workspaceId, customerId);
   await ctx.data.batch.run(async (scope) => {
     await store.insertErasure(scope.trx, {
@@ -122,6 +157,11 @@ export async function startErasureOnly(ctx: AppContext, actor: Actor, customerId
       actor_type: actor.type,
       actor_id: actor.id,
     });
-    await appendAudit(ctx, scope, actor, { action: 'erasure.start', customerId, fields: holdings.categories, outcome: 'done' });
+    await appendAudit(ctx, scope, actor, {
+      action: 'erasure.start',
+      customerId,
+      fields: holdings.categories,
+      outcome: 'done',
+    });
   });
 }

@@ -1,7 +1,11 @@
 import type { Kysely } from 'kysely';
 import type { DataDb, ErasureTable } from '../../platform/db/schema.js';
 
-export async function findByCustomer(db: Kysely<DataDb>, workspaceId: string, customerId: string): Promise<ErasureTable | undefined> {
+export async function findByCustomer(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<ErasureTable | undefined> {
   return db
     .selectFrom('erasure')
     .selectAll()
@@ -23,12 +27,21 @@ export async function completeErasure(
 ): Promise<void> {
   await db
     .updateTable('erasure')
-    .set({ status: 'completed', completed_at: completedAt, destroyed_key_ids: JSON.stringify(destroyedKeyIds) })
+    .set({
+      status: 'completed',
+      completed_at: completedAt,
+      destroyed_key_ids: JSON.stringify(destroyedKeyIds),
+    })
     .where('workspace_id', '=', workspaceId)
     .where('id', '=', id)
     .execute();
 }
 
 export async function listPending(db: Kysely<DataDb>): Promise<ErasureTable[]> {
-  return db.selectFrom('erasure').selectAll().where('status', '=', 'pending').orderBy('id').execute();
+  return db
+    .selectFrom('erasure')
+    .selectAll()
+    .where('status', '=', 'pending')
+    .orderBy('id')
+    .execute();
 }

@@ -2,7 +2,12 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../../platform/context.js';
 import type { DataDb, PurposeTable } from '../../platform/db/schema.js';
 import { newId, type PurposeId } from '../../platform/ids.js';
-import { dataCategories, defaultPurposes, type DataCategory, type LawfulBasis } from './purposes.catalogue.js';
+import {
+  dataCategories,
+  defaultPurposes,
+  type DataCategory,
+  type LawfulBasis,
+} from './purposes.catalogue.js';
 
 export interface Purpose {
   readonly id: PurposeId;
@@ -40,9 +45,13 @@ export async function seedDefaultPurposes(
 ): Promise<void> {
   await ctx.data.batch.run(async ({ trx }) => {
     const existing = new Set(
-      (await trx.selectFrom('purpose').select('key').where('workspace_id', '=', workspaceId).execute()).map(
-        (r) => r.key,
-      ),
+      (
+        await trx
+          .selectFrom('purpose')
+          .select('key')
+          .where('workspace_id', '=', workspaceId)
+          .execute()
+      ).map((r) => r.key),
     );
     for (const p of defaultPurposes) {
       if (existing.has(p.key)) continue;
@@ -69,7 +78,14 @@ export async function seedDefaultPurposes(
 }
 
 /** Every purpose of the workspace, keyed by purpose key. */
-export async function loadPurposes(db: Kysely<DataDb>, workspaceId: string): Promise<Map<string, Purpose>> {
-  const rows = await db.selectFrom('purpose').selectAll().where('workspace_id', '=', workspaceId).execute();
+export async function loadPurposes(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+): Promise<Map<string, Purpose>> {
+  const rows = await db
+    .selectFrom('purpose')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .execute();
   return new Map(rows.map((r) => [r.key, toPurpose(r)]));
 }

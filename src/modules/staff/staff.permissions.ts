@@ -28,7 +28,13 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'customers:erase',
     'purposes:read',
   ],
-  agent: ['customers:create', 'customers:read', 'customers:update', 'customers:list', 'purposes:read'],
+  agent: [
+    'customers:create',
+    'customers:read',
+    'customers:update',
+    'customers:list',
+    'purposes:read',
+  ],
   marketer: ['customers:list', 'purposes:read'],
   auditor: ['purposes:read'],
 };

@@ -26,7 +26,10 @@ export function staffRoutes(ctx: AppContext): RouteDefinition[] {
         body: z.strictObject({ role: z.enum(roles), label: z.string().trim().min(1).max(100) }),
         response: { 201: z.object({ id: z.string(), token: z.string() }) },
       },
-      handler: async (req) => ({ status: 201, body: await createApiToken(ctx, req.actor, req.body) }),
+      handler: async (req) => ({
+        status: 201,
+        body: await createApiToken(ctx, req.actor, req.body),
+      }),
     }),
     defineRoute({
       method: 'GET',
@@ -36,7 +39,10 @@ export function staffRoutes(ctx: AppContext): RouteDefinition[] {
       tags: ['tokens'],
       errors: [401, 403],
       schema: { response: { 200: z.object({ items: z.array(tokenInfo) }) } },
-      handler: async (req) => ({ status: 200, body: { items: await listApiTokens(ctx, req.actor.workspaceId) } }),
+      handler: async (req) => ({
+        status: 200,
+        body: { items: await listApiTokens(ctx, req.actor.workspaceId) },
+      }),
     }),
     defineRoute({
       method: 'DELETE',

@@ -23,7 +23,8 @@ export async function createApiToken(
   actor: Actor,
   input: { role: string; label: string },
 ): Promise<{ id: TokenId; token: string }> {
-  if (!isRole(input.role)) throw new DomainError('invalid_input', 'Unknown role.', { fields: ['role'] });
+  if (!isRole(input.role))
+    throw new DomainError('invalid_input', 'Unknown role.', { fields: ['role'] });
   const token = TOKEN_PREFIX + secureRandom(32).toString('base64url');
   const id = newId<TokenId>();
   const now = ctx.clock.now().toISOString();
@@ -58,10 +59,15 @@ export async function authenticateToken(
 ): Promise<TokenPrincipal | undefined> {
   if (!TOKEN_SHAPE.test(token)) return undefined;
   const row = await store.findActiveTokenByHash(ctx.data.reader, sha256Hex(token));
-  return row === undefined ? undefined : { tokenId: row.id, workspaceId: row.workspace_id, role: row.role };
+  return row === undefined
+    ? undefined
+    : { tokenId: row.id, workspaceId: row.workspace_id, role: row.role };
 }
 
-export async function listApiTokens(ctx: Pick<AppContext, 'data'>, workspaceId: string): Promise<ApiTokenInfo[]> {
+export async function listApiTokens(
+  ctx: Pick<AppContext, 'data'>,
+  workspaceId: string,
+): Promise<ApiTokenInfo[]> {
   const rows = await store.listTokens(ctx.data.reader, workspaceId);
   return rows.map((r) => ({
     id: r.id as TokenId,
@@ -78,8 +84,18 @@ export async function revokeApiToken(
   id: string,
 ): Promise<void> {
   const changed = await ctx.data.batch.run(async (scope) => {
-    const n = await store.revokeToken(scope.trx, actor.workspaceId, id, ctx.clock.now().toISOString());
-    if (n > 0) await appendAudit(ctx, scope, actor, { action: 'token.revoke', fields: [`token:${id}`], outcome: 'done' });
+    const n = await store.revokeToken(
+      scope.trx,
+      actor.workspaceId,
+      id,
+      ctx.clock.now().toISOString(),
+    );
+    if (n > 0)
+      await appendAudit(ctx, scope, actor, {
+        action: 'token.revoke',
+        fields: [`token:${id}`],
+        outcome: 'done',
+      });
     return n;
   });
   if (changed === 0) throw new DomainError('not_found', 'No such active token.');

@@ -17,8 +17,16 @@ export async function findActiveTokenByHash(
     .executeTakeFirst();
 }
 
-export async function listTokens(db: Kysely<DataDb>, workspaceId: string): Promise<ApiTokenTable[]> {
-  return db.selectFrom('api_token').selectAll().where('workspace_id', '=', workspaceId).orderBy('id').execute();
+export async function listTokens(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+): Promise<ApiTokenTable[]> {
+  return db
+    .selectFrom('api_token')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .orderBy('id')
+    .execute();
 }
 
 export async function countActiveTokensWithRole(db: Kysely<DataDb>, role: string): Promise<number> {
@@ -32,7 +40,12 @@ export async function countActiveTokensWithRole(db: Kysely<DataDb>, role: string
   return rows.length;
 }
 
-export async function revokeToken(db: Kysely<DataDb>, workspaceId: string, id: string, at: string): Promise<number> {
+export async function revokeToken(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  id: string,
+  at: string,
+): Promise<number> {
   const result = await db
     .updateTable('api_token')
     .set({ revoked_at: at })

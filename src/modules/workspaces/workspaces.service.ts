@@ -25,11 +25,18 @@ export async function findWorkspaceByName(
   ctx: Pick<AppContext, 'data'>,
   name: string,
 ): Promise<WorkspaceId | undefined> {
-  const row = await ctx.data.db.selectFrom('workspace').select('id').where('name', '=', name).executeTakeFirst();
+  const row = await ctx.data.db
+    .selectFrom('workspace')
+    .select('id')
+    .where('name', '=', name)
+    .executeTakeFirst();
   return row?.id as WorkspaceId | undefined;
 }
 
-export async function getWorkspaceByName(ctx: Pick<AppContext, 'data'>, name: string): Promise<WorkspaceId> {
+export async function getWorkspaceByName(
+  ctx: Pick<AppContext, 'data'>,
+  name: string,
+): Promise<WorkspaceId> {
   const id = await findWorkspaceByName(ctx, name);
   if (id === undefined) throw new DomainError('not_found', 'No such workspace.');
   return id;

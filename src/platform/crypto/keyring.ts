@@ -280,7 +280,11 @@ export class FileKeyProvider extends LocalKeyProvider {
   }
 }
 
-async function writeAtomically(filePath: string, file: KeyringFile, exclusive: boolean): Promise<void> {
+async function writeAtomically(
+  filePath: string,
+  file: KeyringFile,
+  exclusive: boolean,
+): Promise<void> {
   const tmp = `${filePath}.tmp-${process.pid}`;
   const handle = await fs.open(tmp, 'w', 0o600);
   try {

@@ -84,7 +84,11 @@ export function ed25519FromSeed(seed: Buffer): SigningKeyPair {
   });
   const publicKey = createPublicKey(privateKey);
   const spki = publicKey.export({ format: 'der', type: 'spki' });
-  return { privateKey, publicKey, publicKeyBase64: spki.subarray(spki.length - 32).toString('base64') };
+  return {
+    privateKey,
+    publicKey,
+    publicKeyBase64: spki.subarray(spki.length - 32).toString('base64'),
+  };
 }
 
 export function ed25519Sign(key: KeyObject, message: Buffer): string {
@@ -93,7 +97,11 @@ export function ed25519Sign(key: KeyObject, message: Buffer): string {
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
-export function ed25519Verify(publicKeyBase64: string, message: Buffer, signature: string): boolean {
+export function ed25519Verify(
+  publicKeyBase64: string,
+  message: Buffer,
+  signature: string,
+): boolean {
   try {
     const key = createPublicKey({
       key: Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(publicKeyBase64, 'base64')]),

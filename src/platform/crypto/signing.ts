@@ -1,4 +1,10 @@
-import { ed25519FromSeed, ed25519Sign, ed25519Verify, hkdf, type SigningKeyPair } from './primitives.js';
+import {
+  ed25519FromSeed,
+  ed25519Sign,
+  ed25519Verify,
+  hkdf,
+  type SigningKeyPair,
+} from './primitives.js';
 
 /** Per-workspace Ed25519 keys derived from the provider's signing root. */
 export class Signer {
@@ -27,6 +33,10 @@ export class Signer {
   }
 }
 
-export function verifySignature(publicKeyBase64: string, message: string, signature: string): boolean {
+export function verifySignature(
+  publicKeyBase64: string,
+  message: string,
+  signature: string,
+): boolean {
   return ed25519Verify(publicKeyBase64, Buffer.from(message, 'utf8'), signature);
 }

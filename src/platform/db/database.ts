@@ -25,10 +25,12 @@ export interface Store<DB> {
 export type StoreLocation = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
 // PostgreSQL int8 (bigint) as a JS number: audit sequence numbers stay far below 2^53.
-pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 /** better-sqlite3 prepares a statement per query under Kysely; reuse them by SQL text. */
-function withStatementCache(db: SqliteDatabase.Database): ConstructorParameters<typeof SqliteDialect>[0]['database'] {
+function withStatementCache(
+  db: SqliteDatabase.Database,
+): ConstructorParameters<typeof SqliteDialect>[0]['database'] {
   const cache = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => db.close(),

@@ -45,7 +45,11 @@ export class GroupCommit<DB> {
   run<T>(work: Work<DB, T>): Promise<T> {
     if (this.#closed) return Promise.reject(new Error('store closed'));
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ work: work as Work<DB, unknown>, resolve: resolve as (v: unknown) => void, reject });
+      this.#queue.push({
+        work: work,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
       if (!this.#running) {
         this.#running = true;
         this.#idle = new Promise((r) => (this.#markIdle = r));

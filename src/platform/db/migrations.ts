@@ -13,186 +13,195 @@ function binaryType(dialect: DialectName): 'blob' | 'bytea' {
  */
 export function dataMigrations(dialect: DialectName): Record<string, Migration> {
   return {
-  '0001_foundation': {
-    async up(db: Kysely<unknown>) {
-      const binary = binaryType(dialect);
-      await db.schema
-        .createTable('workspace')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('name', 'text', (c) => c.notNull().unique())
-        .addColumn('created_at', 'text', (c) => c.notNull())
-        .execute();
-      await db.schema
-        .createTable('api_token')
-        .addColumn('workspace_id', 'text', (c) => c.notNull().references('workspace.id'))
-        .addColumn('id', 'text', (c) => c.notNull())
-        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
-        .addColumn('role', 'text', (c) => c.notNull())
-        .addColumn('label', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull())
-        .addColumn('revoked_at', 'text')
-        .addPrimaryKeyConstraint('api_token_pk', ['workspace_id', 'id'])
-        .execute();
-      await db.schema
-        .createTable('purpose')
-        .addColumn('workspace_id', 'text', (c) => c.notNull().references('workspace.id'))
-        .addColumn('id', 'text', (c) => c.notNull())
-        .addColumn('key', 'text', (c) => c.notNull())
-        .addColumn('lawful_basis', 'text', (c) => c.notNull())
-        .addColumn('categories', 'text', (c) => c.notNull())
-        .addColumn('retention_days', 'integer', (c) => c.notNull())
-        .addColumn('notice_version', 'text', (c) => c.notNull())
-        .addColumn('name_en', 'text', (c) => c.notNull())
-        .addColumn('name_es', 'text', (c) => c.notNull())
-        .addColumn('description_en', 'text', (c) => c.notNull())
-        .addColumn('description_es', 'text', (c) => c.notNull())
-        .addColumn('status', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('purpose_pk', ['workspace_id', 'id'])
-        .addUniqueConstraint('purpose_key_uq', ['workspace_id', 'key'])
-        .execute();
-      await db.schema
-        .createTable('customer')
-        .addColumn('workspace_id', 'text', (c) => c.notNull().references('workspace.id'))
-        .addColumn('id', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull())
-        .addColumn('updated_at', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('customer_pk', ['workspace_id', 'id'])
-        .execute();
-      await db.schema
-        .createTable('consent_event')
-        .addColumn('workspace_id', 'text', (c) => c.notNull())
-        .addColumn('id', 'text', (c) => c.notNull())
-        .addColumn('customer_id', 'text', (c) => c.notNull())
-        .addColumn('purpose_key', 'text', (c) => c.notNull())
-        .addColumn('notice_version', 'text', (c) => c.notNull())
-        .addColumn('method', 'text', (c) => c.notNull())
-        .addColumn('event', 'text', (c) => c.notNull())
-        .addColumn('at', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('consent_event_pk', ['workspace_id', 'id'])
-        .execute();
-      await db.schema
-        .createIndex('consent_event_customer_idx')
-        .on('consent_event')
-        .columns(['workspace_id', 'customer_id'])
-        .execute();
-      await db.schema
-        .createTable('customer_field')
-        .addColumn('workspace_id', 'text', (c) => c.notNull())
-        .addColumn('customer_id', 'text', (c) => c.notNull())
-        .addColumn('field', 'text', (c) => c.notNull())
-        .addColumn('category', 'text', (c) => c.notNull())
-        .addColumn('data_key_id', 'text', (c) => c.notNull())
-        .addColumn('ciphertext', binary, (c) => c.notNull())
-        .addColumn('updated_at', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('customer_field_pk', ['workspace_id', 'customer_id', 'field'])
-        .addForeignKeyConstraint(
-          'customer_field_customer_fk',
-          ['workspace_id', 'customer_id'],
-          'customer',
-          ['workspace_id', 'id'],
-          (c) => c.onDelete('cascade'),
-        )
-        .execute();
-      await db.schema
-        .createTable('blind_index')
-        .addColumn('workspace_id', 'text', (c) => c.notNull())
-        .addColumn('field', 'text', (c) => c.notNull())
-        .addColumn('digest', 'text', (c) => c.notNull())
-        .addColumn('customer_id', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('blind_index_pk', ['workspace_id', 'field', 'digest', 'customer_id'])
-        .addForeignKeyConstraint(
-          'blind_index_customer_fk',
-          ['workspace_id', 'customer_id'],
-          'customer',
-          ['workspace_id', 'id'],
-          (c) => c.onDelete('cascade'),
-        )
-        .execute();
-      await db.schema
-        .createIndex('blind_index_customer_idx')
-        .on('blind_index')
-        .columns(['workspace_id', 'customer_id'])
-        .execute();
-      await db.schema
-        .createTable('audit_entry')
-        .addColumn('workspace_id', 'text', (c) => c.notNull())
-        .addColumn('seq', 'bigint', (c) => c.notNull())
-        .addColumn('at', 'text', (c) => c.notNull())
-        .addColumn('actor_type', 'text', (c) => c.notNull())
-        .addColumn('actor_id', 'text', (c) => c.notNull())
-        .addColumn('actor_role', 'text')
-        .addColumn('action', 'text', (c) => c.notNull())
-        .addColumn('customer_id', 'text')
-        .addColumn('purpose', 'text')
-        .addColumn('fields', 'text', (c) => c.notNull())
-        .addColumn('outcome', 'text', (c) => c.notNull())
-        .addColumn('reason', 'text')
-        .addColumn('request_id', 'text')
-        .addColumn('prev_hash', 'text', (c) => c.notNull())
-        .addColumn('hash', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('audit_entry_pk', ['workspace_id', 'seq'])
-        .execute();
-      await db.schema
-        .createTable('audit_head')
-        .addColumn('workspace_id', 'text', (c) => c.primaryKey())
-        .addColumn('seq', 'bigint', (c) => c.notNull())
-        .addColumn('hash', 'text', (c) => c.notNull())
-        .execute();
-      await db.schema
-        .createTable('audit_checkpoint')
-        .addColumn('workspace_id', 'text', (c) => c.notNull())
-        .addColumn('seq', 'bigint', (c) => c.notNull())
-        .addColumn('hash', 'text', (c) => c.notNull())
-        .addColumn('at', 'text', (c) => c.notNull())
-        .addColumn('public_key', 'text', (c) => c.notNull())
-        .addColumn('signature', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('audit_checkpoint_pk', ['workspace_id', 'seq'])
-        .execute();
-      await db.schema
-        .createTable('erasure')
-        .addColumn('workspace_id', 'text', (c) => c.notNull())
-        .addColumn('id', 'text', (c) => c.notNull())
-        .addColumn('customer_id', 'text', (c) => c.notNull())
-        .addColumn('status', 'text', (c) => c.notNull())
-        .addColumn('requested_at', 'text', (c) => c.notNull())
-        .addColumn('completed_at', 'text')
-        .addColumn('categories', 'text', (c) => c.notNull())
-        .addColumn('destroyed_key_ids', 'text', (c) => c.notNull())
-        .addColumn('actor_type', 'text', (c) => c.notNull())
-        .addColumn('actor_id', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('erasure_pk', ['workspace_id', 'id'])
-        .addUniqueConstraint('erasure_customer_uq', ['workspace_id', 'customer_id'])
-        .execute();
+    '0001_foundation': {
+      async up(db: Kysely<unknown>) {
+        const binary = binaryType(dialect);
+        await db.schema
+          .createTable('workspace')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('api_token')
+          .addColumn('workspace_id', 'text', (c) => c.notNull().references('workspace.id'))
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('label', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .addPrimaryKeyConstraint('api_token_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createTable('purpose')
+          .addColumn('workspace_id', 'text', (c) => c.notNull().references('workspace.id'))
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('lawful_basis', 'text', (c) => c.notNull())
+          .addColumn('categories', 'text', (c) => c.notNull())
+          .addColumn('retention_days', 'integer', (c) => c.notNull())
+          .addColumn('notice_version', 'text', (c) => c.notNull())
+          .addColumn('name_en', 'text', (c) => c.notNull())
+          .addColumn('name_es', 'text', (c) => c.notNull())
+          .addColumn('description_en', 'text', (c) => c.notNull())
+          .addColumn('description_es', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('purpose_pk', ['workspace_id', 'id'])
+          .addUniqueConstraint('purpose_key_uq', ['workspace_id', 'key'])
+          .execute();
+        await db.schema
+          .createTable('customer')
+          .addColumn('workspace_id', 'text', (c) => c.notNull().references('workspace.id'))
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('customer_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createTable('consent_event')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('purpose_key', 'text', (c) => c.notNull())
+          .addColumn('notice_version', 'text', (c) => c.notNull())
+          .addColumn('method', 'text', (c) => c.notNull())
+          .addColumn('event', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('consent_event_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('consent_event_customer_idx')
+          .on('consent_event')
+          .columns(['workspace_id', 'customer_id'])
+          .execute();
+        await db.schema
+          .createTable('customer_field')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('field', 'text', (c) => c.notNull())
+          .addColumn('category', 'text', (c) => c.notNull())
+          .addColumn('data_key_id', 'text', (c) => c.notNull())
+          .addColumn('ciphertext', binary, (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('customer_field_pk', ['workspace_id', 'customer_id', 'field'])
+          .addForeignKeyConstraint(
+            'customer_field_customer_fk',
+            ['workspace_id', 'customer_id'],
+            'customer',
+            ['workspace_id', 'id'],
+            (c) => c.onDelete('cascade'),
+          )
+          .execute();
+        await db.schema
+          .createTable('blind_index')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('field', 'text', (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('blind_index_pk', [
+            'workspace_id',
+            'field',
+            'digest',
+            'customer_id',
+          ])
+          .addForeignKeyConstraint(
+            'blind_index_customer_fk',
+            ['workspace_id', 'customer_id'],
+            'customer',
+            ['workspace_id', 'id'],
+            (c) => c.onDelete('cascade'),
+          )
+          .execute();
+        await db.schema
+          .createIndex('blind_index_customer_idx')
+          .on('blind_index')
+          .columns(['workspace_id', 'customer_id'])
+          .execute();
+        await db.schema
+          .createTable('audit_entry')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('actor_type', 'text', (c) => c.notNull())
+          .addColumn('actor_id', 'text', (c) => c.notNull())
+          .addColumn('actor_role', 'text')
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text')
+          .addColumn('purpose', 'text')
+          .addColumn('fields', 'text', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('request_id', 'text')
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('audit_entry_pk', ['workspace_id', 'seq'])
+          .execute();
+        await db.schema
+          .createTable('audit_head')
+          .addColumn('workspace_id', 'text', (c) => c.primaryKey())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('audit_checkpoint')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('public_key', 'text', (c) => c.notNull())
+          .addColumn('signature', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('audit_checkpoint_pk', ['workspace_id', 'seq'])
+          .execute();
+        await db.schema
+          .createTable('erasure')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('requested_at', 'text', (c) => c.notNull())
+          .addColumn('completed_at', 'text')
+          .addColumn('categories', 'text', (c) => c.notNull())
+          .addColumn('destroyed_key_ids', 'text', (c) => c.notNull())
+          .addColumn('actor_type', 'text', (c) => c.notNull())
+          .addColumn('actor_id', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('erasure_pk', ['workspace_id', 'id'])
+          .addUniqueConstraint('erasure_customer_uq', ['workspace_id', 'customer_id'])
+          .execute();
+      },
     },
-  },
   };
 }
 
 /** The key store's schema: wrapped data keys only, apart from the data they protect. */
 export function keyMigrations(dialect: DialectName): Record<string, Migration> {
   return {
-  '0001_data_key': {
-    async up(db: Kysely<unknown>) {
-      const binary = binaryType(dialect);
-      await db.schema
-        .createTable('data_key')
-        .addColumn('workspace_id', 'text', (c) => c.notNull())
-        .addColumn('id', 'text', (c) => c.notNull())
-        .addColumn('customer_id', 'text', (c) => c.notNull())
-        .addColumn('category', 'text', (c) => c.notNull())
-        .addColumn('kek_version', 'integer', (c) => c.notNull())
-        .addColumn('wrapped', binary, (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('data_key_pk', ['workspace_id', 'id'])
-        .addUniqueConstraint('data_key_customer_category_uq', [
-          'workspace_id',
-          'customer_id',
-          'category',
-        ])
-        .execute();
-      await db.schema.createIndex('data_key_kek_idx').on('data_key').column('kek_version').execute();
+    '0001_data_key': {
+      async up(db: Kysely<unknown>) {
+        const binary = binaryType(dialect);
+        await db.schema
+          .createTable('data_key')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('category', 'text', (c) => c.notNull())
+          .addColumn('kek_version', 'integer', (c) => c.notNull())
+          .addColumn('wrapped', binary, (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('data_key_pk', ['workspace_id', 'id'])
+          .addUniqueConstraint('data_key_customer_category_uq', [
+            'workspace_id',
+            'customer_id',
+            'category',
+          ])
+          .execute();
+        await db.schema
+          .createIndex('data_key_kek_idx')
+          .on('data_key')
+          .column('kek_version')
+          .execute();
+      },
     },
-  },
   };
 }

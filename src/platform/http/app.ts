@@ -25,8 +25,15 @@ export interface AppOptions {
   readonly routes: readonly RouteDefinition[];
 }
 
-function errorBody(code: ErrorCode, message: string, requestId: string, fields?: readonly string[]) {
-  return { error: { code, message, requestId, ...(fields === undefined ? {} : { fields: [...fields] }) } };
+function errorBody(
+  code: ErrorCode,
+  message: string,
+  requestId: string,
+  fields?: readonly string[],
+) {
+  return {
+    error: { code, message, requestId, ...(fields === undefined ? {} : { fields: [...fields] }) },
+  };
 }
 
 /** Field paths only: a validation message could quote the value, so none is passed on. */
@@ -36,7 +43,9 @@ function validationFields(error: FastifyError): string[] {
     const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
     const params = v.params as { keys?: unknown } | undefined;
     const keys =
-      v.keyword === 'unrecognized_keys' && Array.isArray(params?.keys) ? params.keys.map(String) : [];
+      v.keyword === 'unrecognized_keys' && Array.isArray(params?.keys)
+        ? params.keys.map(String)
+        : [];
     if (keys.length > 0) return keys.map((k) => [context, path, k].filter(Boolean).join('.'));
     return [[context, path].filter(Boolean).join('.')];
   });
@@ -52,8 +61,10 @@ function bearerToken(request: FastifyRequest): string | undefined {
 
 /** The HTTP app: hardening, authentication, error mapping, OpenAPI, then the modules' routes. */
 export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
+  // Typed as Fastify's logger so that routes register on a plain FastifyInstance.
+  const loggerInstance: FastifyBaseLogger = ctx.logger;
   const app = Fastify({
-    loggerInstance: ctx.logger as FastifyBaseLogger,
+    loggerInstance,
     bodyLimit: ctx.config.bodyLimitBytes,
     trustProxy: ctx.config.trustProxy,
     genReqId: () => newId(),
@@ -77,7 +88,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(rateLimit, {
     max: ctx.config.rateLimitPerMinute,
     timeWindow: 60_000,
-    errorResponseBuilder: () => new DomainError('rate_limited', 'Too many requests; try again later.'),
+    errorResponseBuilder: () =>
+      new DomainError('rate_limited', 'Too many requests; try again later.'),
   });
   await app.register(swagger, {
     openapi: {
@@ -137,32 +149,54 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       if (error.code === 'audit_unavailable' || error.code === 'decryption_failed') {
         request.log.error({ err: error.cause ?? error, code: error.code }, 'request failed closed');
       }
-      return reply.code(statusOf(error.code)).send(errorBody(error.code, error.message, request.id, error.details?.fields));
+      return reply
+        .code(statusOf(error.code))
+        .send(errorBody(error.code, error.message, request.id, error.details?.fields));
     }
     if (hasZodFastifySchemaValidationErrors(error) || error.validation !== undefined) {
       const fields = validationFields(error);
-      return reply.code(400).send(errorBody('invalid_input', 'The request is not valid.', request.id, fields));
+      return reply
+        .code(400)
+        .send(errorBody('invalid_input', 'The request is not valid.', request.id, fields));
     }
     switch (error.code) {
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return reply.code(415).send(errorBody('unsupported_media_type', 'Send application/json.', request.id));
+        return reply
+          .code(415)
+          .send(errorBody('unsupported_media_type', 'Send application/json.', request.id));
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send(errorBody('payload_too_large', 'The request body is too large.', request.id));
+        return reply
+          .code(413)
+          .send(errorBody('payload_too_large', 'The request body is too large.', request.id));
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-        return reply.code(400).send(errorBody('invalid_input', 'The body is not valid JSON.', request.id));
+        return reply
+          .code(400)
+          .send(errorBody('invalid_input', 'The body is not valid JSON.', request.id));
       default:
         break;
     }
     if (error instanceof SyntaxError) {
-      return reply.code(400).send(errorBody('invalid_input', 'The body is not valid JSON.', request.id));
+      return reply
+        .code(400)
+        .send(errorBody('invalid_input', 'The body is not valid JSON.', request.id));
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      return reply.code(400).send(errorBody('invalid_input', 'The request is not valid.', request.id));
+      return reply
+        .code(400)
+        .send(errorBody('invalid_input', 'The request is not valid.', request.id));
     }
     request.log.error({ err: error }, 'unexpected error');
-    return reply.code(500).send(errorBody('internal_error', 'Something went wrong; the request id identifies it.', request.id));
+    return reply
+      .code(500)
+      .send(
+        errorBody(
+          'internal_error',
+          'Something went wrong; the request id identifies it.',
+          request.id,
+        ),
+      );
   });
 
   for (const route of options.routes) route.register(app);

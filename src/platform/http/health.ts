@@ -12,7 +12,11 @@ export function healthRoutes(ctx: AppContext): RouteDefinition[] {
       summary: 'Liveness and store reachability; no data',
       tags: ['health'],
       errors: [503],
-      schema: { response: { 200: z.object({ status: z.literal('ok'), dialect: z.enum(['sqlite', 'postgres']) }) } },
+      schema: {
+        response: {
+          200: z.object({ status: z.literal('ok'), dialect: z.enum(['sqlite', 'postgres']) }),
+        },
+      },
       handler: async () => {
         await sql`select 1`.execute(ctx.data.reader);
         await sql`select 1`.execute(ctx.keys.reader);

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z, type ZodType } from 'zod';
 import type { Actor } from '../context.js';
-import type { Permission } from '../../modules/staff/staff.permissions.js';
+import type { Permission } from '../../modules/staff/index.js';
 
 export const errorDto = z
   .object({
@@ -36,7 +36,11 @@ export interface RouteRequest<S extends RouteSchemas> {
 /** The status must be one the route declares; the serializer checks the body against its schema. */
 type ResponseOf<S extends RouteSchemas> = {
   status: number;
-  body: { [K in keyof S['response']]: S['response'][K] extends ZodType ? z.input<S['response'][K]> : never }[keyof S['response']];
+  body: {
+    [K in keyof S['response']]: S['response'][K] extends ZodType
+      ? z.input<S['response'][K]>
+      : never;
+  }[keyof S['response']];
 };
 
 export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 503;
@@ -91,7 +95,9 @@ export function defineRoute<const S extends RouteSchemas>(spec: RouteSpec<S>): R
           ...(spec.permission === 'public' ? {} : { security: [{ bearerAuth: [] }] }),
           ...(spec.schema.body === undefined ? {} : { body: spec.schema.body }),
           ...(spec.schema.params === undefined ? {} : { params: spec.schema.params }),
-          ...(spec.schema.querystring === undefined ? {} : { querystring: spec.schema.querystring }),
+          ...(spec.schema.querystring === undefined
+            ? {}
+            : { querystring: spec.schema.querystring }),
           response,
         },
         handler: async (request: FastifyRequest, reply: FastifyReply) => {
