@@ -136,32 +136,3 @@ export async function resumePendingErasures(ctx: AppContext): Promise<number> {
   }
   return pending.length;
 }
-
-/** Records the intent only, as the first step does; for tests that interrupt an erasure. */
-export async function startErasureOnly(
-  ctx: AppContext,
-  actor: Actor,
-  customerId: string,
-): Promise<void> {
-  const holdings = await describeHoldings(ctx, actor.workspaceId, customerId);
-  await ctx.data.batch.run(async (scope) => {
-    await store.insertErasure(scope.trx, {
-      workspace_id: actor.workspaceId,
-      id: newId(),
-      customer_id: customerId,
-      status: 'pending',
-      requested_at: ctx.clock.now().toISOString(),
-      completed_at: null,
-      categories: JSON.stringify(holdings.categories),
-      destroyed_key_ids: JSON.stringify(holdings.keyIds),
-      actor_type: actor.type,
-      actor_id: actor.id,
-    });
-    await appendAudit(ctx, scope, actor, {
-      action: 'erasure.start',
-      customerId,
-      fields: holdings.categories,
-      outcome: 'done',
-    });
-  });
-}

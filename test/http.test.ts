@@ -1,0 +1,228 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  authHeader,
+  forEachDialect,
+  startRuntime,
+  type TestRuntime,
+} from '../src/testing/harness.js';
+
+interface ErrorBody {
+  error: { code: string; message: string; requestId: string; fields?: string[] };
+}
+
+const consents = [{ purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' }];
+
+forEachDialect((dialect) => {
+  describe(`HTTP hardening on ${dialect}`, () => {
+    let rt: TestRuntime;
+    let agent: string;
+    let admin: string;
+    beforeAll(async () => {
+      rt = await startRuntime(dialect);
+      agent = await rt.token('agent');
+      admin = await rt.token('admin');
+    });
+    afterAll(async () => {
+      await rt.close();
+    });
+
+    it('serves OpenAPI 3.1 documenting every route with its permission and errors, and a UI', async () => {
+      const res = await rt.app.inject({ url: '/docs/json' });
+      expect(res.statusCode).toBe(200);
+      const doc = res.json<{
+        openapi: string;
+        paths: Record<
+          string,
+          Record<string, { responses: Record<string, unknown>; security?: unknown[] }>
+        >;
+      }>();
+      expect(doc.openapi).toBe('3.1.0');
+      const expected = [
+        ['/api/v1/health', 'get'],
+        ['/api/v1/purposes', 'get'],
+        ['/api/v1/customers', 'post'],
+        ['/api/v1/customers', 'get'],
+        ['/api/v1/customers/{id}', 'get'],
+        ['/api/v1/customers/{id}', 'patch'],
+        ['/api/v1/customers/{id}', 'delete'],
+        ['/api/v1/customers/search', 'post'],
+        ['/api/v1/tokens', 'post'],
+        ['/api/v1/tokens', 'get'],
+        ['/api/v1/tokens/{id}', 'delete'],
+      ] as const;
+      for (const [p, m] of expected) {
+        const op = doc.paths[p]?.[m];
+        expect(op, `${m} ${p}`).toBeDefined();
+        expect(Object.keys(op!.responses)).toEqual(expect.arrayContaining(['429', '500']));
+        if (p !== '/api/v1/health') {
+          expect(op!.security).toEqual([{ bearerAuth: [] }]);
+          expect(Object.keys(op!.responses)).toEqual(expect.arrayContaining(['401', '403']));
+        }
+      }
+      const ops = Object.values(doc.paths).flatMap((methods) => Object.keys(methods));
+      expect(ops).toHaveLength(expected.length);
+      const ui = await rt.app.inject({ url: '/docs' });
+      expect([200, 302]).toContain(ui.statusCode);
+    });
+
+    it('answers health without a token and sends security headers', async () => {
+      const res = await rt.app.inject({ url: '/api/v1/health' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ status: 'ok', dialect });
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+      expect(res.headers['strict-transport-security']).toBeDefined();
+      expect(res.headers['x-frame-options']).toBeDefined();
+      expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    });
+
+    it('rejects unknown keys, wrong content types, oversized and malformed bodies with stable codes', async () => {
+      const unknown = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/customers',
+        headers: authHeader(agent),
+        payload: { consents, identity: { givenName: 'A' }, secretCanary: 'zz-canary-1' },
+      });
+      expect(unknown.statusCode).toBe(400);
+      const body = unknown.json<ErrorBody>();
+      expect(body.error.code).toBe('invalid_input');
+      expect(body.error.fields).toEqual(['body.secretCanary']);
+      expect(unknown.body).not.toContain('zz-canary-1');
+      expect(body.error.requestId).toBe(unknown.headers['x-request-id']);
+
+      const text = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/customers',
+        headers: { ...authHeader(agent), 'content-type': 'text/plain' },
+        payload: 'name=zz-canary-2',
+      });
+      expect(text.statusCode).toBe(415);
+      expect(text.json<ErrorBody>().error.code).toBe('unsupported_media_type');
+
+      const form = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/customers',
+        headers: { ...authHeader(agent), 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'name=zz-canary-2',
+      });
+      expect(form.statusCode).toBe(415);
+
+      const big = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/customers',
+        headers: { ...authHeader(agent), 'content-type': 'application/json' },
+        payload: JSON.stringify({
+          consents,
+          identity: { givenName: 'x'.repeat(rt.config.bodyLimitBytes) },
+        }),
+      });
+      expect(big.statusCode).toBe(413);
+      expect(big.json<ErrorBody>().error.code).toBe('payload_too_large');
+
+      const malformed = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/customers',
+        headers: { ...authHeader(agent), 'content-type': 'application/json' },
+        payload: '{"consents": [zz-canary-3',
+      });
+      expect(malformed.statusCode).toBe(400);
+      expect(malformed.json<ErrorBody>().error.code).toBe('invalid_input');
+      expect(malformed.body).not.toContain('zz-canary-3');
+
+      const badId = await rt.app.inject({
+        url: '/api/v1/customers/zz-canary-4?purpose=loyalty_program',
+        headers: authHeader(agent),
+      });
+      expect(badId.statusCode).toBe(400);
+      expect(badId.body).not.toContain('zz-canary-4');
+
+      const nowhere = await rt.app.inject({ url: '/api/v1/nowhere' });
+      expect(nowhere.statusCode).toBe(404);
+      expect(nowhere.json<ErrorBody>().error.code).toBe('not_found');
+      for (const res of [unknown, text, form, big, malformed, badId, nowhere]) {
+        expect(res.body).not.toMatch(/\n\s+at |node_modules|\.ts:\d+/);
+        expect(Object.keys(res.json<ErrorBody>().error).sort()).toEqual(
+          expect.arrayContaining(['code', 'message', 'requestId']),
+        );
+      }
+    });
+
+    it('manages API tokens: shown once, listed without secrets, revoked tokens stop working', async () => {
+      const created = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/tokens',
+        headers: authHeader(admin),
+        payload: { role: 'agent', label: 'front desk' },
+      });
+      expect(created.statusCode).toBe(201);
+      expect(created.headers['cache-control']).toBe('no-store');
+      const { id, token } = created.json<{ id: string; token: string }>();
+      expect(token).toMatch(/^cust_[A-Za-z0-9_-]{43}$/);
+      const works = await rt.app.inject({ url: '/api/v1/purposes', headers: authHeader(token) });
+      expect(works.statusCode).toBe(200);
+      const list = await rt.app.inject({ url: '/api/v1/tokens', headers: authHeader(admin) });
+      expect(list.statusCode).toBe(200);
+      expect(list.body).not.toContain(token);
+      expect(list.body).not.toMatch(/hash/i);
+      expect(list.json<{ items: { id: string }[] }>().items.map((t) => t.id)).toContain(id);
+      const stored = await rt.ctx.data.db
+        .selectFrom('api_token')
+        .select('token_hash')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      expect(stored.token_hash).not.toContain(token);
+      expect(stored.token_hash).toMatch(/^[0-9a-f]{64}$/);
+      const agentTry = await rt.app.inject({ url: '/api/v1/tokens', headers: authHeader(agent) });
+      expect(agentTry.statusCode).toBe(403);
+      const revoked = await rt.app.inject({
+        method: 'DELETE',
+        url: `/api/v1/tokens/${id}`,
+        headers: authHeader(admin),
+      });
+      expect(revoked.statusCode).toBe(204);
+      const after = await rt.app.inject({ url: '/api/v1/purposes', headers: authHeader(token) });
+      expect(after.statusCode).toBe(401);
+      const again = await rt.app.inject({
+        method: 'DELETE',
+        url: `/api/v1/tokens/${id}`,
+        headers: authHeader(admin),
+      });
+      expect(again.statusCode).toBe(404);
+    });
+
+    it('lists the seeded purposes with their categories', async () => {
+      const res = await rt.app.inject({ url: '/api/v1/purposes', headers: authHeader(agent) });
+      const items = res.json<{
+        items: { key: string; categories: string[]; noticeVersion: string }[];
+      }>().items;
+      expect(items.map((p) => [p.key, p.categories, p.noticeVersion])).toEqual(
+        expect.arrayContaining([
+          ['loyalty_program', ['identity', 'contact', 'commercial'], '1'],
+          ['personalized_offers', ['contact', 'preferences', 'commercial'], '1'],
+          ['customer_support', ['identity', 'contact', 'interactions'], '1'],
+        ]),
+      );
+    });
+  });
+
+  describe(`rate limits on ${dialect}`, () => {
+    let rt: TestRuntime;
+    beforeAll(async () => {
+      rt = await startRuntime(dialect, { config: { rateLimitPerMinute: '5' } });
+    });
+    afterAll(async () => {
+      await rt.close();
+    });
+
+    it('answers 429 with the error format once a client exceeds the limit', async () => {
+      const responses = [];
+      for (let i = 0; i < 7; i += 1) responses.push(await rt.app.inject({ url: '/api/v1/health' }));
+      const statuses = responses.map((r) => r.statusCode);
+      const last = responses[6]!;
+      expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
+      expect(statuses.slice(5)).toEqual([429, 429]);
+      expect(last.json<ErrorBody>().error.code).toBe('rate_limited');
+      expect(last.headers['retry-after']).toBeDefined();
+    });
+  });
+});
