@@ -54,7 +54,11 @@ export function normalisePhone(
   defaultRegion: string,
   path = 'contact.phone',
 ): string {
-  const parsed = parsePhoneNumberFromString(value.trim(), defaultRegion as CountryCode);
+  // The whole value must be the number: no number picked out of surrounding text.
+  const parsed = parsePhoneNumberFromString(value.trim(), {
+    defaultCountry: defaultRegion as CountryCode,
+    extract: false,
+  });
   if (parsed === undefined || !parsed.isValid()) throw invalid(path);
   return parsed.number;
 }
@@ -72,7 +76,8 @@ export function normaliseBirthDate(
   if (date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) {
     throw invalid(path);
   }
-  if (date.getTime() > today.getTime() || y < today.getUTCFullYear() - 150) throw invalid(path);
+  const oldest = Date.UTC(today.getUTCFullYear() - 150, today.getUTCMonth(), today.getUTCDate());
+  if (date.getTime() > today.getTime() || date.getTime() < oldest) throw invalid(path);
   return value;
 }
 
@@ -94,8 +99,10 @@ export function maskField(field: FieldName, value: unknown): string | undefined 
     case 'email': {
       const s = String(value);
       const at = s.lastIndexOf('@');
-      const tld = s.slice(s.lastIndexOf('.') + 1);
-      return `${s[0] ?? ''}${STAR.repeat(3)}@${STAR.repeat(3)}.${at > 0 ? tld : ''}`;
+      const domain = at > 0 ? s.slice(at + 1) : '';
+      const dot = domain.lastIndexOf('.');
+      const tld = dot >= 0 ? domain.slice(dot + 1) : '';
+      return `${s[0] ?? ''}${STAR.repeat(3)}@${STAR.repeat(3)}.${tld}`;
     }
     case 'phone': {
       const s = String(value);

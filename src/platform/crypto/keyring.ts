@@ -101,9 +101,9 @@ export class EnvKeyProvider extends LocalKeyProvider {
     super();
     const masters = parseMasterKeys(spec);
     this.#keks = new Map();
-    let first: Buffer | undefined;
+    // The lowest version roots the blind-index and signing keys, whatever the order listed.
+    const first = masters.get(Math.min(...masters.keys()));
     for (const [version, master] of masters) {
-      first ??= master;
       this.#keks.set(version, {
         key: hkdf(master, 'custodia', 'kek'),
         info: { version, createdAt: '1970-01-01T00:00:00.000Z', retiredAt: null },

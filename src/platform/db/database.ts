@@ -90,6 +90,9 @@ export async function openStore<DB>(
     };
   }
   const pool = new pg.Pool({ connectionString: location.url, max: 10 });
+  // A connection the server ends must fail the query that uses it, not the process.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   await migrateToLatest(db, migrations(location.kind));
   const batch = new GroupCommit(db);

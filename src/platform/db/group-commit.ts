@@ -89,36 +89,48 @@ export class GroupCommit<DB> {
     let hooks = new Map<string, (trx: Transaction<DB>) => Promise<void>>();
     const outcomes: Outcome[] = [];
     const single = jobs.length === 1;
-    for (const job of jobs) {
-      const savedState = new Map(state);
-      const savedHooks = new Map(hooks);
-      const scope: BatchScope<DB> = {
-        trx,
-        state,
-        beforeCommit: (key, hook) => hooks.set(key, hook),
-      };
-      if (single) {
+    try {
+      for (const job of jobs) {
+        const savedState = new Map(state);
+        const savedHooks = new Map(hooks);
+        const scope: BatchScope<DB> = {
+          trx,
+          state,
+          beforeCommit: (key, hook) => hooks.set(key, hook),
+        };
+        if (single) {
+          try {
+            outcomes.push({ ok: true, value: await job.work(scope) });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+            state = savedState;
+            hooks = savedHooks;
+          }
+          continue;
+        }
+        const sp = await trx.savepoint('unit').execute();
         try {
-          outcomes.push({ ok: true, value: await job.work(scope) });
+          const value = await job.work(scope);
+          await sp.releaseSavepoint('unit').execute();
+          outcomes.push({ ok: true, value });
         } catch (error) {
+          await sp.rollbackToSavepoint('unit').execute();
+          await sp.releaseSavepoint('unit').execute();
           outcomes.push({ ok: false, error });
           state = savedState;
           hooks = savedHooks;
         }
-        continue;
       }
-      const sp = await trx.savepoint('unit').execute();
+    } catch (error) {
+      // The connection failed under a unit (a savepoint could not be rolled back): the whole
+      // batch fails, and no unit is left waiting.
       try {
-        const value = await job.work(scope);
-        await sp.releaseSavepoint('unit').execute();
-        outcomes.push({ ok: true, value });
-      } catch (error) {
-        await sp.rollbackToSavepoint('unit').execute();
-        await sp.releaseSavepoint('unit').execute();
-        outcomes.push({ ok: false, error });
-        state = savedState;
-        hooks = savedHooks;
+        await trx.rollback().execute();
+      } catch {
+        // The connection already ended the transaction.
       }
+      for (const job of jobs) job.reject(error);
+      return;
     }
     try {
       if (outcomes.some((o) => o.ok)) {
