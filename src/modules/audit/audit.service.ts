@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { DialectName } from '../../platform/db/database.js';
 import type { Actor, AppContext } from '../../platform/context.js';
 import { verifySignature } from '../../platform/crypto/index.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
@@ -39,17 +40,18 @@ export async function appendAudit(
   let head = scope.state.get(key) as Head | undefined;
   try {
     if (head === undefined) {
-      head = (await store.findHead(scope.trx, ctx.data.dialect, actor.workspaceId)) ?? {
-        seq: 0,
-        hash: GENESIS_HASH,
-      };
+      head = await store.findHead(scope.trx, ctx.data.dialect, actor.workspaceId);
+      if (head === undefined) {
+        await store.ensureHeadRow(scope.trx, actor.workspaceId, GENESIS_HASH);
+        head = await store.findHead(scope.trx, ctx.data.dialect, actor.workspaceId);
+        if (head === undefined) throw new Error('audit head missing');
+      }
       const startSeq = head.seq;
       const workspaceId = actor.workspaceId;
       scope.beforeCommit(key, async (trx) => {
         const final = scope.state.get(key) as Head | undefined;
         if (final === undefined || final.seq === startSeq) return;
-        if (startSeq === 0) await store.insertHead(trx, workspaceId, final.seq, final.hash);
-        else await store.updateHead(trx, workspaceId, final.seq, final.hash);
+        await store.updateHead(trx, workspaceId, final.seq, final.hash);
         const at = ctx.clock.now().toISOString();
         await store.insertCheckpoint(trx, {
           workspace_id: workspaceId,
@@ -139,10 +141,26 @@ export type VerifyResult =
 export async function verifyAuditChain(
   db: Kysely<DataDb>,
   publicKeyFor: (workspaceId: string) => string,
+  dialect: DialectName = 'sqlite',
+): Promise<VerifyResult> {
+  // One snapshot for the whole check, so commits landing meanwhile are not seen half-way.
+  return db.transaction().execute(async (trx) => {
+    if (dialect === 'postgres') {
+      await sql`set transaction isolation level repeatable read, read only`.execute(trx);
+    }
+    return verifyIn(trx, publicKeyFor);
+  });
+}
+
+async function verifyIn(
+  db: Kysely<DataDb>,
+  publicKeyFor: (workspaceId: string) => string,
 ): Promise<VerifyResult> {
   let total = 0;
   const workspaces = await store.listWorkspacesWithEntries(db);
   for (const workspaceId of workspaces) {
+    // The head is read first, so that appends landing meanwhile cannot raise a false alarm.
+    const head = await store.readHead(db, workspaceId);
     const checkpoints = await store.listCheckpoints(db, workspaceId);
     const expectedKey = publicKeyFor(workspaceId);
     const bad = (firstBadSeq: number, problem: string): VerifyResult => ({
@@ -205,6 +223,9 @@ export async function verifyAuditChain(
     }
     if (lastSeq > 0 && (lastCheckpoint === undefined || lastCheckpoint.seq < lastSeq)) {
       return bad((lastCheckpoint?.seq ?? 0) + 1, 'entries after the last signed checkpoint');
+    }
+    if (head !== undefined && head.seq > lastSeq) {
+      return bad(lastSeq + 1, 'entries recorded by the chain head are missing (truncated)');
     }
   }
   return { ok: true, entries: total, workspaces: workspaces.length };

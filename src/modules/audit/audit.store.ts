@@ -16,13 +16,28 @@ export async function findHead(
   return query.executeTakeFirst();
 }
 
-export async function insertHead(
+/** Creates the head row if missing; concurrent creators (other processes) are harmless. */
+export async function ensureHeadRow(
   trx: Transaction<DataDb>,
   workspaceId: string,
-  seq: number,
-  hash: string,
+  genesisHash: string,
 ): Promise<void> {
-  await trx.insertInto('audit_head').values({ workspace_id: workspaceId, seq, hash }).execute();
+  await trx
+    .insertInto('audit_head')
+    .values({ workspace_id: workspaceId, seq: 0, hash: genesisHash })
+    .onConflict((oc) => oc.column('workspace_id').doNothing())
+    .execute();
+}
+
+export async function readHead(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+): Promise<{ seq: number; hash: string } | undefined> {
+  return db
+    .selectFrom('audit_head')
+    .select(['seq', 'hash'])
+    .where('workspace_id', '=', workspaceId)
+    .executeTakeFirst();
 }
 
 export async function updateHead(

@@ -237,6 +237,11 @@ export class FileKeyProvider extends LocalKeyProvider {
   protected keks(): ReadonlyMap<number, { key: Buffer; info: KekInfo }> {
     return this.#keks;
   }
+  override listKeks(): readonly KekInfo[] {
+    return this.#file.keks
+      .map((k) => ({ version: k.version, createdAt: k.createdAt, retiredAt: k.retiredAt }))
+      .sort((a, b) => a.version - b.version);
+  }
   indexRoot(): Buffer {
     return decodeKey(this.#file.indexKey);
   }

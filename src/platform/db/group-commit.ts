@@ -85,8 +85,8 @@ export class GroupCommit<DB> {
       for (const job of jobs) job.reject(error);
       return;
     }
-    let state = new Map<string, unknown>();
-    let hooks = new Map<string, (trx: Transaction<DB>) => Promise<void>>();
+    const state = new Map<string, unknown>();
+    const hooks = new Map<string, (trx: Transaction<DB>) => Promise<void>>();
     const outcomes: Outcome[] = [];
     const single = jobs.length === 1;
     try {
@@ -103,8 +103,8 @@ export class GroupCommit<DB> {
             outcomes.push({ ok: true, value: await job.work(scope) });
           } catch (error) {
             outcomes.push({ ok: false, error });
-            state = savedState;
-            hooks = savedHooks;
+            restore(state, savedState);
+            restore(hooks, savedHooks);
           }
           continue;
         }
@@ -117,8 +117,8 @@ export class GroupCommit<DB> {
           await sp.rollbackToSavepoint('unit').execute();
           await sp.releaseSavepoint('unit').execute();
           outcomes.push({ ok: false, error });
-          state = savedState;
-          hooks = savedHooks;
+          restore(state, savedState);
+          restore(hooks, savedHooks);
         }
       }
     } catch (error) {
@@ -154,4 +154,10 @@ export class GroupCommit<DB> {
       else job.reject(outcome?.error);
     });
   }
+}
+
+/** Undoes a failed unit's changes in place: hooks of earlier units hold this very map. */
+function restore<K, V>(target: Map<K, V>, saved: ReadonlyMap<K, V>): void {
+  target.clear();
+  for (const [k, v] of saved) target.set(k, v);
 }
