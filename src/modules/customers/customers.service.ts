@@ -7,7 +7,7 @@ import { DomainError } from '../../platform/errors.js';
 import { newId, type CustomerId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import { activePurposesOf, recordGrants } from '../consent/index.js';
-import { loadPurposes, type DataCategory, type Purpose } from '../purposes/index.js';
+import { cachedPurposes, type DataCategory, type Purpose } from '../purposes/index.js';
 import {
   fieldCategory,
   fieldNames,
@@ -21,6 +21,7 @@ import {
   type FieldName,
   type IndexedField,
 } from './customers.fields.js';
+import { DataKeyCache } from './customers.key-cache.js';
 import * as keyStore from './customers.keys.js';
 import type {
   CreateCustomerInput,
@@ -134,6 +135,31 @@ function bindingOf(workspaceId: string, customerId: string, category: string, ke
   return { workspaceId, customerId, category, keyId };
 }
 
+const keyCaches = new WeakMap<object, DataKeyCache>();
+
+function keyCache(ctx: Ctx): DataKeyCache {
+  let cache = keyCaches.get(ctx.keys);
+  if (cache === undefined) keyCaches.set(ctx.keys, (cache = new DataKeyCache()));
+  return cache;
+}
+
+/**
+ * Unwraps a data key read from the key store, or takes it from the cache. The caller has just
+ * read the wrapped key, so a key destroyed by any process is never used, cached or not.
+ */
+function unwrapCached(ctx: Ctx, workspaceId: string, row: DataKeyTable): Buffer {
+  const cache = keyCache(ctx);
+  const cached = cache.get(row.id);
+  if (cached !== undefined) return cached;
+  const key = ctx.keyProvider.unwrapDataKey(
+    row.wrapped,
+    row.kek_version,
+    bindingOf(workspaceId, row.customer_id, row.category, row.id),
+  );
+  cache.set(row.id, row.customer_id, key);
+  return key;
+}
+
 /** Makes data keys for the categories that lack one; durable in the key store before use. */
 async function ensureDataKeys(
   ctx: Ctx,
@@ -148,11 +174,7 @@ async function ensureDataKeys(
     keys.set(row.category as DataCategory, {
       id: row.id,
       category: row.category as DataCategory,
-      key: ctx.keyProvider.unwrapDataKey(
-        row.wrapped,
-        row.kek_version,
-        bindingOf(workspaceId, customerId, row.category, row.id),
-      ),
+      key: unwrapCached(ctx, workspaceId, row),
     });
   }
   const rows: DataKeyTable[] = [];
@@ -250,16 +272,7 @@ async function decryptRows(
     ...new Set(rows.map((r) => r.data_key_id)),
   ]);
   const keys = new Map<string, Buffer>();
-  for (const k of keyRows) {
-    keys.set(
-      k.id,
-      ctx.keyProvider.unwrapDataKey(
-        k.wrapped,
-        k.kek_version,
-        bindingOf(workspaceId, k.customer_id, k.category, k.id),
-      ),
-    );
-  }
+  for (const k of keyRows) keys.set(k.id, unwrapCached(ctx, workspaceId, k));
   const result = new Map<string, Map<FieldName, unknown>>();
   for (const row of rows) {
     const key = keys.get(row.data_key_id);
@@ -307,7 +320,7 @@ export async function createCustomer(
   input: CreateCustomerInput,
 ): Promise<{ id: CustomerId }> {
   const values = normaliseFields(input, ctx);
-  const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
+  const purposes = await cachedPurposes(ctx, actor.workspaceId);
   const seen = new Set<string>();
   input.consents.forEach((c, i) => {
     const p = purposes.get(c.purpose);
@@ -338,6 +351,19 @@ export async function createCustomer(
   const categories = new Set([...values.keys()].map((f) => fieldCategory[f]));
   const { keys, created } = await ensureDataKeys(ctx, actor.workspaceId, id, categories, []);
   const rows = sealRows(ctx, actor.workspaceId, id, values, keys, at);
+  const digests = indexedFields.flatMap((field) => {
+    const value = values.get(field);
+    return typeof value === 'string'
+      ? [
+          {
+            workspace_id: actor.workspaceId,
+            customer_id: id,
+            field,
+            digest: ctx.blindIndex.digest(actor.workspaceId, field, value),
+          },
+        ]
+      : [];
+  });
   try {
     await ctx.data.batch.run(async (scope) => {
       await store.insertCustomer(scope.trx, {
@@ -347,8 +373,8 @@ export async function createCustomer(
         updated_at: at,
       });
       await recordGrants(scope.trx, actor.workspaceId, id, input.consents, at);
-      await store.upsertFields(scope.trx, rows);
-      await writeIndexes(ctx, scope.trx, actor.workspaceId, id, values);
+      await store.insertFields(scope.trx, rows);
+      await store.insertDigests(scope.trx, digests);
       await appendAudit(ctx, scope, actor, {
         action: 'customer.create',
         customerId: id,
@@ -436,7 +462,7 @@ export async function readCustomer(
   id: string,
   purposeKey: string,
 ): Promise<CustomerDto> {
-  const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
+  const purposes = await cachedPurposes(ctx, actor.workspaceId);
   const purpose = purposes.get(purposeKey);
   if (purpose === undefined || purpose.status !== 'active') {
     await recordAudit(ctx, actor, {
@@ -462,7 +488,7 @@ export async function searchCustomers(
   actor: Actor,
   input: SearchInput,
 ): Promise<CustomerDto[]> {
-  const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
+  const purposes = await cachedPurposes(ctx, actor.workspaceId);
   const purpose = requirePurpose(purposes, input.purpose, 'body.purpose');
   let field: IndexedField;
   let value: string;
@@ -501,7 +527,7 @@ export async function updateCustomer(
   const values = normaliseFields(input, ctx);
   if (values.size === 0)
     throw new DomainError('invalid_input', 'Nothing to change.', { fields: ['body'] });
-  const purposes = await loadPurposes(ctx.data.reader, actor.workspaceId);
+  const purposes = await cachedPurposes(ctx, actor.workspaceId);
   // A first, non-authoritative check, so that no keys are made for a write that will be refused.
   const preActive =
     (await activePurposesOf(ctx.data.reader, actor.workspaceId, [id])).get(id) ?? new Set<string>();
@@ -642,6 +668,7 @@ export async function destroyCustomerKeys(
   workspaceId: string,
   customerId: string,
 ): Promise<string[]> {
+  keyCache(ctx).forgetCustomer(customerId);
   return ctx.keys.batch.run(({ trx }) =>
     keyStore.deleteKeysOfCustomer(trx, workspaceId, customerId),
   );

@@ -1,5 +1,10 @@
 import type { Kysely } from 'kysely';
-import type { CustomerFieldTable, CustomerTable, DataDb } from '../../platform/db/schema.js';
+import type {
+  BlindIndexTable,
+  CustomerFieldTable,
+  CustomerTable,
+  DataDb,
+} from '../../platform/db/schema.js';
 
 /** Rows of the vault. Only the customers service imports this file (enforced by lint). */
 
@@ -66,6 +71,29 @@ export async function listFields(
     query = query.where('field', 'in', [...filter.fields]);
   }
   return query.execute();
+}
+
+/** For a new customer: one statement for all its fields. */
+export async function insertFields(
+  db: Kysely<DataDb>,
+  rows: readonly CustomerFieldTable[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await db
+    .insertInto('customer_field')
+    .values([...rows])
+    .execute();
+}
+
+export async function insertDigests(
+  db: Kysely<DataDb>,
+  rows: readonly BlindIndexTable[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await db
+    .insertInto('blind_index')
+    .values([...rows])
+    .execute();
 }
 
 export async function upsertFields(

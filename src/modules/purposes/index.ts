@@ -6,5 +6,10 @@ export {
   type DataCategory,
   type LawfulBasis,
 } from './purposes.catalogue.js';
-export { loadPurposes, seedDefaultPurposes, type Purpose } from './purposes.service.js';
+export {
+  cachedPurposes,
+  loadPurposes,
+  seedDefaultPurposes,
+  type Purpose,
+} from './purposes.service.js';
 export { purposeRoutes } from './purposes.routes.js';

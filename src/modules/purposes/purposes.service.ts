@@ -43,6 +43,7 @@ export async function seedDefaultPurposes(
   ctx: Pick<AppContext, 'data' | 'clock'>,
   workspaceId: string,
 ): Promise<void> {
+  purposeCaches.get(ctx.data)?.delete(workspaceId);
   await ctx.data.batch.run(async ({ trx }) => {
     const existing = new Set(
       (
@@ -75,6 +76,34 @@ export async function seedDefaultPurposes(
         .execute();
     }
   });
+}
+
+const PURPOSE_CACHE_MS = 2_000;
+const purposeCaches = new WeakMap<
+  object,
+  Map<string, { purposes: Map<string, Purpose>; expiresAt: number }>
+>();
+
+/**
+ * The workspace's purposes from a cache renewed every two seconds: every request of the gate
+ * needs them, and they change rarely. Changes made in this process clear it.
+ */
+export async function cachedPurposes(
+  ctx: Pick<AppContext, 'data'>,
+  workspaceId: string,
+): Promise<Map<string, Purpose>> {
+  let cache = purposeCaches.get(ctx.data);
+  if (cache === undefined)
+    purposeCaches.set(
+      ctx.data,
+      (cache = new Map<string, { purposes: Map<string, Purpose>; expiresAt: number }>()),
+    );
+  const now = Date.now();
+  const hit = cache.get(workspaceId);
+  if (hit !== undefined && hit.expiresAt > now) return hit.purposes;
+  const purposes = await loadPurposes(ctx.data.reader, workspaceId);
+  cache.set(workspaceId, { purposes, expiresAt: now + PURPOSE_CACHE_MS });
+  return purposes;
 }
 
 /** Every purpose of the workspace, keyed by purpose key. */

@@ -53,15 +53,45 @@ export interface TokenPrincipal {
   readonly role: string;
 }
 
+/**
+ * Recently verified tokens, by hash, for a few seconds: a revocation in this process takes
+ * effect at once (the cache is cleared); one made by another process within TOKEN_CACHE_MS.
+ */
+const TOKEN_CACHE_MS = 5_000;
+const tokenCaches = new WeakMap<
+  object,
+  Map<string, { principal: TokenPrincipal; expiresAt: number }>
+>();
+
+function tokenCache(ctx: Pick<AppContext, 'data'>) {
+  let cache = tokenCaches.get(ctx.data);
+  if (cache === undefined)
+    tokenCaches.set(
+      ctx.data,
+      (cache = new Map<string, { principal: TokenPrincipal; expiresAt: number }>()),
+    );
+  return cache;
+}
+
 export async function authenticateToken(
   ctx: Pick<AppContext, 'data'>,
   token: string,
 ): Promise<TokenPrincipal | undefined> {
   if (!TOKEN_SHAPE.test(token)) return undefined;
-  const row = await store.findActiveTokenByHash(ctx.data.reader, sha256Hex(token));
-  return row === undefined
-    ? undefined
-    : { tokenId: row.id, workspaceId: row.workspace_id, role: row.role };
+  const hash = sha256Hex(token);
+  const cache = tokenCache(ctx);
+  const now = Date.now();
+  const hit = cache.get(hash);
+  if (hit !== undefined && hit.expiresAt > now) return hit.principal;
+  const row = await store.findActiveTokenByHash(ctx.data.reader, hash);
+  if (row === undefined) {
+    cache.delete(hash);
+    return undefined;
+  }
+  const principal = { tokenId: row.id, workspaceId: row.workspace_id, role: row.role };
+  if (cache.size >= 10_000) cache.clear();
+  cache.set(hash, { principal, expiresAt: now + TOKEN_CACHE_MS });
+  return principal;
 }
 
 export async function listApiTokens(
@@ -98,6 +128,7 @@ export async function revokeApiToken(
       });
     return n;
   });
+  tokenCache(ctx).clear();
   if (changed === 0) throw new DomainError('not_found', 'No such active token.');
 }
 

@@ -7,6 +7,7 @@ import {
   createPublicKey,
   hkdfSync,
   randomBytes,
+  randomFillSync,
   sign,
   timingSafeEqual,
   verify,
@@ -23,8 +24,20 @@ export function randomKey(): Buffer {
   return randomBytes(KEY_BYTES);
 }
 
+const pool = Buffer.alloc(8192);
+let poolAt = pool.length;
+
+/** CSPRNG bytes; small requests (ids, tokens) are served from a refilled pool, as one call each costs more than the bytes. */
 export function secureRandom(bytes: number): Buffer {
-  return randomBytes(bytes);
+  if (bytes > 256) return randomBytes(bytes);
+  if (poolAt + bytes > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolAt, poolAt + bytes));
+  pool.fill(0, poolAt, poolAt + bytes);
+  poolAt += bytes;
+  return out;
 }
 
 export function aesGcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {

@@ -78,30 +78,44 @@ export class GroupCommit<DB> {
   }
 
   async #runBatch(jobs: Job<DB>[]): Promise<void> {
+    // First without savepoints (two statements a unit saved); should any unit fail, the batch
+    // is rolled back and run again with a savepoint around each unit, so that only the failed
+    // units fail. A unit may therefore run twice: it must act only through its scope.
+    const retry = jobs.length > 1 ? await this.#attempt(jobs, false) : 'retry';
+    if (retry === 'retry') await this.#attempt(jobs, true);
+  }
+
+  /** Runs the batch once; settles every unit, or answers 'retry' (only when not isolated). */
+  async #attempt(jobs: Job<DB>[], isolated: boolean): Promise<'retry' | 'settled'> {
     let trx: ControlledTransaction<DB>;
     try {
       trx = await this.#db.startTransaction().execute();
     } catch (error) {
       for (const job of jobs) job.reject(error);
-      return;
+      return 'settled';
     }
     const state = new Map<string, unknown>();
     const hooks = new Map<string, (trx: Transaction<DB>) => Promise<void>>();
     const outcomes: Outcome[] = [];
-    const single = jobs.length === 1;
+    const scope: BatchScope<DB> = {
+      trx,
+      state,
+      beforeCommit: (key, hook) => hooks.set(key, hook),
+    };
+    const savepoints = isolated && jobs.length > 1;
     try {
       for (const job of jobs) {
         const savedState = new Map(state);
         const savedHooks = new Map(hooks);
-        const scope: BatchScope<DB> = {
-          trx,
-          state,
-          beforeCommit: (key, hook) => hooks.set(key, hook),
-        };
-        if (single) {
+        if (!savepoints) {
           try {
             outcomes.push({ ok: true, value: await job.work(scope) });
           } catch (error) {
+            if (!isolated) {
+              await trx.rollback().execute();
+              return 'retry';
+            }
+            // A single unit: the whole transaction is its savepoint.
             outcomes.push({ ok: false, error });
             restore(state, savedState);
             restore(hooks, savedHooks);
@@ -122,7 +136,7 @@ export class GroupCommit<DB> {
         }
       }
     } catch (error) {
-      // The connection failed under a unit (a savepoint could not be rolled back): the whole
+      // The connection failed under a unit (a savepoint or rollback could not run): the whole
       // batch fails, and no unit is left waiting.
       try {
         await trx.rollback().execute();
@@ -130,7 +144,7 @@ export class GroupCommit<DB> {
         // The connection already ended the transaction.
       }
       for (const job of jobs) job.reject(error);
-      return;
+      return 'settled';
     }
     try {
       if (outcomes.some((o) => o.ok)) {
@@ -146,13 +160,14 @@ export class GroupCommit<DB> {
         // The connection already ended the transaction.
       }
       for (const job of jobs) job.reject(error);
-      return;
+      return 'settled';
     }
     jobs.forEach((job, i) => {
       const outcome = outcomes[i];
       if (outcome?.ok === true) job.resolve(outcome.value);
       else job.reject(outcome?.error);
     });
+    return 'settled';
   }
 }
 

@@ -74,7 +74,7 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
         await db.schema
           .createIndex('consent_event_customer_idx')
           .on('consent_event')
-          .columns(['workspace_id', 'customer_id'])
+          .columns(['workspace_id', 'customer_id', 'id'])
           .execute();
         await db.schema
           .createTable('customer_field')
@@ -117,7 +117,7 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
         await db.schema
           .createIndex('blind_index_customer_idx')
           .on('blind_index')
-          .columns(['workspace_id', 'customer_id'])
+          .columns(['workspace_id', 'customer_id', 'field'])
           .execute();
         await db.schema
           .createTable('audit_entry')

@@ -1,0 +1,53 @@
+/**
+ * Unwrapped data keys, kept briefly in this process's memory so that a read does not pay a
+ * KEK unwrap per category. Bounded in size and age; keys are zeroed when they leave, and a
+ * customer's keys leave at once when they are destroyed. Persisted copies are untouched by
+ * this cache: crypto-shredding concerns the key store, which holds wrapped keys only.
+ */
+export class DataKeyCache {
+  readonly #entries = new Map<string, { key: Buffer; customerId: string; expiresAt: number }>();
+  readonly #maxEntries: number;
+  readonly #ttlMs: number;
+
+  constructor(maxEntries = 10_000, ttlMs = 60_000) {
+    this.#maxEntries = maxEntries;
+    this.#ttlMs = ttlMs;
+  }
+
+  get(keyId: string, now = Date.now()): Buffer | undefined {
+    const entry = this.#entries.get(keyId);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= now) {
+      this.#drop(keyId);
+      return undefined;
+    }
+    return entry.key;
+  }
+
+  set(keyId: string, customerId: string, key: Buffer, now = Date.now()): void {
+    if (this.#entries.has(keyId)) this.#drop(keyId);
+    while (this.#entries.size >= this.#maxEntries) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done === true) break;
+      this.#drop(oldest.value);
+    }
+    this.#entries.set(keyId, { key: Buffer.from(key), customerId, expiresAt: now + this.#ttlMs });
+  }
+
+  forgetCustomer(customerId: string): void {
+    for (const [id, entry] of this.#entries) if (entry.customerId === customerId) this.#drop(id);
+  }
+
+  forgetAll(): void {
+    for (const id of [...this.#entries.keys()]) this.#drop(id);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #drop(keyId: string): void {
+    this.#entries.get(keyId)?.key.fill(0);
+    this.#entries.delete(keyId);
+  }
+}
