@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DialectName } from '../../platform/db/database.js';
+import { prepared } from '../../platform/db/prepared.js';
 import type { AuditCheckpointTable, AuditEntryTable, DataDb } from '../../platform/db/schema.js';
 
 export async function findHead(
@@ -53,8 +54,12 @@ export async function updateHead(
     .execute();
 }
 
+const insertEntryRow = prepared((db: Kysely<DataDb>, row: AuditEntryTable) =>
+  db.insertInto('audit_entry').values(row),
+);
+
 export async function insertEntry(trx: Transaction<DataDb>, row: AuditEntryTable): Promise<void> {
-  await trx.insertInto('audit_entry').values(row).execute();
+  await insertEntryRow(trx, row);
 }
 
 export async function insertCheckpoint(

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { prepared } from '../../platform/db/prepared.js';
 import type { DataKeyTable, KeyDb } from '../../platform/db/schema.js';
 
 /** Rows of the key store: wrapped data keys, one per (customer, category). */
@@ -23,21 +24,25 @@ export async function findKeysByIds(
   ids: readonly string[],
 ): Promise<DataKeyTable[]> {
   if (ids.length === 0) return [];
-  return db
+  return selectKeysByIds(db, workspaceId, ids);
+}
+
+const selectKeysByIds = prepared((db: Kysely<KeyDb>, workspaceId: string, ids: readonly string[]) =>
+  db
     .selectFrom('data_key')
     .selectAll()
     .where('workspace_id', '=', workspaceId)
-    .where('id', 'in', [...ids])
-    .execute();
-}
+    .where('id', 'in', ids),
+);
 
 export async function insertKeys(db: Kysely<KeyDb>, rows: readonly DataKeyTable[]): Promise<void> {
   if (rows.length === 0) return;
-  await db
-    .insertInto('data_key')
-    .values([...rows])
-    .execute();
+  await insertKeyRows(db, rows);
 }
+
+const insertKeyRows = prepared((db: Kysely<KeyDb>, rows: readonly DataKeyTable[]) =>
+  db.insertInto('data_key').values([...rows]),
+);
 
 export async function deleteKeysOfCustomer(
   db: Kysely<KeyDb>,

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { prepared } from '../../platform/db/prepared.js';
 import type {
   BlindIndexTable,
   CustomerFieldTable,
@@ -13,16 +14,23 @@ export async function findCustomer(
   workspaceId: string,
   id: string,
 ): Promise<CustomerTable | undefined> {
-  return db
+  return (await selectCustomer(db, workspaceId, id))[0];
+}
+
+const selectCustomer = prepared((db: Kysely<DataDb>, workspaceId: string, id: string) =>
+  db
     .selectFrom('customer')
     .selectAll()
     .where('workspace_id', '=', workspaceId)
-    .where('id', '=', id)
-    .executeTakeFirst();
-}
+    .where('id', '=', id),
+);
+
+const insertCustomerRow = prepared((db: Kysely<DataDb>, row: CustomerTable) =>
+  db.insertInto('customer').values(row),
+);
 
 export async function insertCustomer(db: Kysely<DataDb>, row: CustomerTable): Promise<void> {
-  await db.insertInto('customer').values(row).execute();
+  await insertCustomerRow(db, row);
 }
 
 export async function touchCustomer(
@@ -57,21 +65,55 @@ export async function listFields(
   filter: { categories?: readonly string[]; fields?: readonly string[] },
 ): Promise<CustomerFieldTable[]> {
   if (customerIds.length === 0) return [];
-  let query = db
-    .selectFrom('customer_field')
-    .selectAll()
-    .where('workspace_id', '=', workspaceId)
-    .where('customer_id', 'in', [...customerIds]);
   if (filter.categories !== undefined) {
     if (filter.categories.length === 0) return [];
-    query = query.where('category', 'in', [...filter.categories]);
+    return selectFieldsByCategory(db, workspaceId, customerIds, filter.categories);
   }
   if (filter.fields !== undefined) {
     if (filter.fields.length === 0) return [];
-    query = query.where('field', 'in', [...filter.fields]);
+    return selectFieldsByName(db, workspaceId, customerIds, filter.fields);
   }
-  return query.execute();
+  return selectAllFields(db, workspaceId, customerIds);
 }
+
+const selectAllFields = prepared(
+  (db: Kysely<DataDb>, workspaceId: string, customerIds: readonly string[]) =>
+    db
+      .selectFrom('customer_field')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('customer_id', 'in', customerIds),
+);
+
+const selectFieldsByCategory = prepared(
+  (
+    db: Kysely<DataDb>,
+    workspaceId: string,
+    customerIds: readonly string[],
+    categories: readonly string[],
+  ) =>
+    db
+      .selectFrom('customer_field')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('customer_id', 'in', customerIds)
+      .where('category', 'in', categories),
+);
+
+const selectFieldsByName = prepared(
+  (
+    db: Kysely<DataDb>,
+    workspaceId: string,
+    customerIds: readonly string[],
+    fields: readonly string[],
+  ) =>
+    db
+      .selectFrom('customer_field')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('customer_id', 'in', customerIds)
+      .where('field', 'in', fields),
+);
 
 /** For a new customer: one statement for all its fields. */
 export async function insertFields(
@@ -79,10 +121,7 @@ export async function insertFields(
   rows: readonly CustomerFieldTable[],
 ): Promise<void> {
   if (rows.length === 0) return;
-  await db
-    .insertInto('customer_field')
-    .values([...rows])
-    .execute();
+  await insertFieldRows(db, rows);
 }
 
 export async function insertDigests(
@@ -90,10 +129,7 @@ export async function insertDigests(
   rows: readonly BlindIndexTable[],
 ): Promise<void> {
   if (rows.length === 0) return;
-  await db
-    .insertInto('blind_index')
-    .values([...rows])
-    .execute();
+  await insertDigestRows(db, rows);
 }
 
 export async function upsertFields(
@@ -193,3 +229,11 @@ export async function deleteCustomerRows(
     .where('id', '=', customerId)
     .execute();
 }
+
+const insertFieldRows = prepared((db: Kysely<DataDb>, rows: readonly CustomerFieldTable[]) =>
+  db.insertInto('customer_field').values([...rows]),
+);
+
+const insertDigestRows = prepared((db: Kysely<DataDb>, rows: readonly BlindIndexTable[]) =>
+  db.insertInto('blind_index').values([...rows]),
+);

@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type Migration } from 'kysely';
 import pg from 'pg';
 import { GroupCommit } from './group-commit.js';
 import { migrateToLatest } from './migrator.js';
+import { bindSqliteConnection, cachedStatement } from './prepared.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -31,19 +32,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 function withStatementCache(
   db: SqliteDatabase.Database,
 ): ConstructorParameters<typeof SqliteDialect>[0]['database'] {
-  const cache = new Map<string, SqliteDatabase.Statement>();
-  return {
-    close: () => db.close(),
-    prepare: (sql: string) => {
-      let stmt = cache.get(sql);
-      if (stmt === undefined) {
-        stmt = db.prepare(sql);
-        if (cache.size >= 1000) cache.clear();
-        cache.set(sql, stmt);
-      }
-      return stmt;
-    },
-  };
+  return { close: () => db.close(), prepare: (sql: string) => cachedStatement(db, sql) };
 }
 
 function openSqliteConnection(file: string, readOnly: boolean): SqliteDatabase.Database {
@@ -68,12 +57,14 @@ export async function openStore<DB>(
       dialect: new SqliteDialect({ database: withStatementCache(writerConn) }),
     });
     await migrateToLatest(db, migrations(location.kind));
+    const readerConn = openSqliteConnection(location.file, true);
     const reader = new Kysely<DB>({
-      dialect: new SqliteDialect({
-        database: withStatementCache(openSqliteConnection(location.file, true)),
-      }),
+      dialect: new SqliteDialect({ database: withStatementCache(readerConn) }),
     });
-    const batch = new GroupCommit(db);
+    // Prepared queries run straight on the connection: the reader's, or the writer's inside a
+    // batch transaction (never the writer outside one, where another batch may be open).
+    bindSqliteConnection(reader, readerConn);
+    const batch = new GroupCommit(db, 256, (trx) => bindSqliteConnection(trx, writerConn));
     return {
       dialect: 'sqlite',
       db,

@@ -37,9 +37,17 @@ export class GroupCommit<DB> {
   #idle: Promise<void> = Promise.resolve();
   #markIdle: () => void = () => undefined;
 
-  constructor(db: Kysely<DB>, maxBatch = 256) {
+  readonly #onTransaction: (trx: Transaction<DB>) => void;
+
+  /** `onTransaction` sees each transaction before any unit runs in it (to bind fast paths). */
+  constructor(
+    db: Kysely<DB>,
+    maxBatch = 256,
+    onTransaction: (trx: Transaction<DB>) => void = () => undefined,
+  ) {
     this.#db = db;
     this.#maxBatch = maxBatch;
+    this.#onTransaction = onTransaction;
   }
 
   run<T>(work: Work<DB, T>): Promise<T> {
@@ -90,6 +98,7 @@ export class GroupCommit<DB> {
     let trx: ControlledTransaction<DB>;
     try {
       trx = await this.#db.startTransaction().execute();
+      this.#onTransaction(trx);
     } catch (error) {
       for (const job of jobs) job.reject(error);
       return 'settled';
