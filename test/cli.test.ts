@@ -33,7 +33,7 @@ function cli(args: readonly string[], env: Record<string, string> = {}): Promise
     execFile(
       process.execPath,
       [cliPath, ...args],
-      { cwd: workDir, env: { ...cleanEnv, ...env }, timeout: 30_000 },
+      { cwd: workDir, env: { ...cleanEnv, ...env }, timeout: 60_000 },
       (error, stdout, stderr) => {
         resolve({ code: error === null ? 0 : (error.code ?? null), stdout, stderr });
       },
