@@ -39,7 +39,7 @@ const TARGET_RSS_MB = 250;
 /** A phase with more failed or non-2xx responses than this share measured the wrong thing. */
 const MAX_BAD_SHARE = 0.001;
 
-const phaseNames = ['bare', 'read', 'create', 'plain-commit', 'plain-group'] as const;
+const phaseNames = ['bare', 'floor', 'read', 'create', 'plain-commit', 'plain-group'] as const;
 type PhaseName = (typeof phaseNames)[number];
 
 interface Options {
@@ -542,7 +542,12 @@ async function main(): Promise<number> {
     let custodia: ServerProcess | undefined;
     let readRequests: Request[] = [];
     let readBody: unknown;
-    if (opts.phases.has('read') || opts.phases.has('create') || opts.phases.has('bare')) {
+    if (
+      opts.phases.has('read') ||
+      opts.phases.has('floor') ||
+      opts.phases.has('create') ||
+      opts.phases.has('bare')
+    ) {
       custodia = await ServerProcess.start(
         'custodia',
         { mode: 'custodia', dataDir: path.join(workRoot, 'custodia') },
@@ -591,6 +596,15 @@ async function main(): Promise<number> {
     }
     if (custodia !== undefined) {
       const server = custodia;
+      if (opts.phases.has('floor')) {
+        // Not part of any ratio: what Custodia's HTTP stack costs with no personal data at all.
+        plans.push({
+          name: 'floor',
+          description: 'Custodia GET /api/v1/health (same plugins and hooks, no data, no audit)',
+          server,
+          requests: () => [{ method: 'GET', path: '/api/v1/health' }],
+        });
+      }
       if (opts.phases.has('read')) {
         plans.push({
           name: 'read',
@@ -638,8 +652,8 @@ async function main(): Promise<number> {
     // Reads first, against the seeded customers only; then the creations. Within each group the
     // rounds interleave, so that a burst of other load hits a ratio's two sides alike.
     const groups = [
-      plans.filter((p) => p.name === 'bare' || p.name === 'read'),
-      plans.filter((p) => p.name !== 'bare' && p.name !== 'read'),
+      plans.filter((p) => p.name === 'bare' || p.name === 'floor' || p.name === 'read'),
+      plans.filter((p) => p.name !== 'bare' && p.name !== 'floor' && p.name !== 'read'),
     ];
     for (const group of groups) {
       for (const plan of group) {
@@ -795,6 +809,12 @@ async function main(): Promise<number> {
   out.push(
     `R2' (encrypted creations / ${baselineLabel(other)} baseline): ${show(r2Other)}${rounds(perRound(create, other))}`,
   );
+  const floor = results.get('floor');
+  if (floor !== undefined && bare !== undefined && bare.requestsPerSecond > 0) {
+    out.push(
+      `floor (Custodia's HTTP stack with no data / bare route): ${show(floor.requestsPerSecond / bare.requestsPerSecond)}  (an upper bound for R1)`,
+    );
+  }
   out.push(
     `peak RSS of Custodia server: ${peakRssMb === undefined ? 'n/a' : fmt(peakRssMb)} MB  (target ≤ ${TARGET_RSS_MB} MB) ${verdict(peakRssMb, (v) => v <= TARGET_RSS_MB)}`,
   );
