@@ -21,7 +21,9 @@ export class DataKeyCache {
       this.#drop(keyId);
       return undefined;
     }
-    return entry.key;
+    // A copy: the cached buffer is zeroed when it leaves, which must not reach a caller still
+    // using its key (an update seals after awaiting the key store).
+    return Buffer.from(entry.key);
   }
 
   set(keyId: string, customerId: string, key: Buffer, now = Date.now()): void {

@@ -126,7 +126,14 @@ forEachDialect((dialect) => {
 
     it('finishes an erasure interrupted after its keys were destroyed, when the request is repeated', async () => {
       const id = await createCustomer();
+      // A read first, so that this process holds the unwrapped keys in its cache.
+      const before = await rt.app.inject({
+        url: `/api/v1/customers/${id}?purpose=loyalty_program`,
+        headers: authHeader(agent),
+      });
+      expect(before.statusCode).toBe(200);
       const { erasureId, keyIds } = await recordIntentOnly(id);
+      // Another process destroys the keys: this one must not go on using its cached copies.
       await rt.ctx.keys.db.deleteFrom('data_key').where('customer_id', '=', id).execute();
       // The rows are still there but unreadable: reads fail rather than return anything.
       const read = await rt.app.inject({
