@@ -147,12 +147,47 @@ forEachDialect((dialect) => {
       }
     });
 
+    it('authenticates before it validates: no token and a bad body is a 401, a refused role a 403 that is audited', async () => {
+      const anonymous = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/customers',
+        payload: { nonsense: 'zz-canary-5' },
+      });
+      expect(anonymous.statusCode).toBe(401);
+      const marketer = await rt.token('marketer');
+      const refused = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/customers',
+        headers: authHeader(marketer),
+        payload: { nonsense: 'zz-canary-6' },
+      });
+      expect(refused.statusCode).toBe(403);
+      const denied = await rt.ctx.data.db
+        .selectFrom('audit_entry')
+        .selectAll()
+        .where('action', '=', 'access.denied')
+        .where('reason', '=', 'permission:customers:create')
+        .where('actor_role', '=', 'marketer')
+        .execute();
+      expect(denied).toHaveLength(1);
+    });
+
     it('manages API tokens: shown once, listed without secrets, revoked tokens stop working', async () => {
+      // An admin reads no personal data, so it cannot hand out a role that does.
+      for (const role of ['agent', 'privacy_officer', 'marketer']) {
+        const refused = await rt.app.inject({
+          method: 'POST',
+          url: '/api/v1/tokens',
+          headers: authHeader(admin),
+          payload: { role, label: 'escalation' },
+        });
+        expect(refused.statusCode, role).toBe(403);
+      }
       const created = await rt.app.inject({
         method: 'POST',
         url: '/api/v1/tokens',
         headers: authHeader(admin),
-        payload: { role: 'agent', label: 'front desk' },
+        payload: { role: 'auditor', label: 'front desk' },
       });
       expect(created.statusCode).toBe(201);
       expect(created.headers['cache-control']).toBe('no-store');

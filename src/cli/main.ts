@@ -7,6 +7,7 @@ import {
   type ConfigInput,
   type SettingName,
 } from '../platform/config.js';
+import { REFRESH_MS } from '../platform/crypto/index.js';
 import { isDomainError } from '../platform/errors.js';
 import { closeContext, createServer, openContext } from '../main.js';
 import { verifyAuditChain } from '../modules/audit/index.js';
@@ -197,6 +198,12 @@ withConfigOptions(keys.command('retire'))
     const ctx = await openContext(config, { createKeyring: false });
     try {
       const v = Number(version);
+      if (Number.isInteger(v) && v !== ctx.keyProvider.currentKekVersion()) {
+        // Running servers learn a new KEK version within REFRESH_MS; one may have wrapped a
+        // key under the old version just before. Wait past that, then rewrap any such key.
+        await new Promise((r) => setTimeout(r, 2 * REFRESH_MS));
+        await rewrapDataKeys(ctx);
+      }
       const inUse = (await countDataKeysByKekVersion(ctx)).get(v) ?? 0;
       if (!Number.isInteger(v) || inUse > 0) {
         process.stderr.write(

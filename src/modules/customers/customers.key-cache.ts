@@ -6,6 +6,8 @@
  */
 export class DataKeyCache {
   readonly #entries = new Map<string, { key: Buffer; customerId: string; expiresAt: number }>();
+  /** Customers whose keys were destroyed: a read racing the destruction cannot re-cache them. */
+  readonly #destroyed = new Set<string>();
   readonly #maxEntries: number;
   readonly #ttlMs: number;
 
@@ -27,6 +29,7 @@ export class DataKeyCache {
   }
 
   set(keyId: string, customerId: string, key: Buffer, now = Date.now()): void {
+    if (this.#destroyed.has(customerId)) return;
     if (this.#entries.has(keyId)) this.#drop(keyId);
     while (this.#entries.size >= this.#maxEntries) {
       const oldest = this.#entries.keys().next();
@@ -37,6 +40,8 @@ export class DataKeyCache {
   }
 
   forgetCustomer(customerId: string): void {
+    if (this.#destroyed.size >= 100_000) this.#destroyed.clear();
+    this.#destroyed.add(customerId);
     for (const [id, entry] of this.#entries) if (entry.customerId === customerId) this.#drop(id);
   }
 

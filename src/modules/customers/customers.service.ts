@@ -198,7 +198,16 @@ async function ensureDataKeys(
     });
     keys.set(category, { id, category, key });
   }
-  if (rows.length > 0) await ctx.keys.batch.run(({ trx }) => keyStore.insertKeys(trx, rows));
+  if (rows.length === 0) return { keys, created: [] };
+  try {
+    await ctx.keys.batch.run(({ trx }) => keyStore.insertKeys(trx, rows));
+  } catch (error) {
+    // Another request made a key for the same category first (the key store allows one per
+    // customer and category): use the keys that now exist, or fail as before.
+    const now = await keyStore.findKeysOfCustomers(ctx.keys.db, workspaceId, [customerId]);
+    if (![...categories].every((c) => now.some((k) => k.category === c))) throw error;
+    return ensureDataKeys(ctx, workspaceId, customerId, categories, now);
+  }
   return { keys, created: rows.map((r) => r.id) };
 }
 
@@ -489,6 +498,15 @@ export async function searchCustomers(
   input: SearchInput,
 ): Promise<CustomerDto[]> {
   const purposes = await cachedPurposes(ctx, actor.workspaceId);
+  const found = purposes.get(input.purpose);
+  if (found === undefined || found.status !== 'active') {
+    await recordAudit(ctx, actor, {
+      action: 'customer.search',
+      purpose: input.purpose,
+      outcome: 'denied',
+      reason: 'purpose_unknown',
+    });
+  }
   const purpose = requirePurpose(purposes, input.purpose, 'body.purpose');
   let field: IndexedField;
   let value: string;
@@ -625,12 +643,15 @@ export async function listCustomers(
       shown.map((c) => c.id),
       { fields: maskedFields },
     );
-    await appendAudit(ctx, scope, actor, {
-      action: 'customer.list',
-      fields: maskedFields.map((f) => `masked:${f}`),
-      outcome: 'allowed',
-      reason: `count:${shown.length}`,
-    });
+    // One entry per customer shown, so each can later see who saw even their masked values.
+    for (const c of shown) {
+      await appendAudit(ctx, scope, actor, {
+        action: 'customer.list',
+        customerId: c.id,
+        fields: rows.filter((r) => r.customer_id === c.id).map((r) => `masked:${r.field}`),
+        outcome: 'allowed',
+      });
+    }
     return { shown, rows, more: customers.length > page.limit };
   });
   const values = await decryptRows(ctx, actor.workspaceId, result.rows);
@@ -699,6 +720,12 @@ export async function rewrapDataKeys(
       const binding = bindingOf(row.workspace_id, row.customer_id, row.category, row.id);
       const key = ctx.keyProvider.unwrapDataKey(row.wrapped, row.kek_version, binding);
       const { kekVersion, wrapped } = ctx.keyProvider.wrapDataKey(key, binding);
+      if (kekVersion !== version) {
+        throw new DomainError(
+          'conflict',
+          'The key-encryption key changed during the rewrap; run it again.',
+        );
+      }
       return { row, kekVersion, wrapped };
     });
     await ctx.keys.batch.run(async ({ trx }) => {

@@ -268,6 +268,17 @@ forEachDialect((dialect) => {
         purpose: 'loyalty_program',
       });
       expect(none.json<{ items: unknown[] }>().items).toEqual([]);
+      const unknown = await post('/api/v1/customers/search', { email, purpose: 'astrology' });
+      expect(unknown.statusCode).toBe(400);
+      const unknownAudit = await rt.ctx.data.db
+        .selectFrom('audit_entry')
+        .selectAll()
+        .where('action', '=', 'customer.search')
+        .where('purpose', '=', 'astrology')
+        .execute();
+      expect(unknownAudit.map((e) => [e.outcome, e.reason])).toEqual([
+        ['denied', 'purpose_unknown'],
+      ]);
       const both2 = await post('/api/v1/customers/search', {
         email,
         phone: '699000111',
@@ -353,6 +364,26 @@ forEachDialect((dialect) => {
       expect(read['contact']).toEqual({ phone: '+442079460958' });
     });
 
+    it('lets concurrent updates that open the same new category both succeed, under one data key', async () => {
+      const id = await create({ consents: [loyalty, offers], identity: { givenName: 'Race' } });
+      const results = await Promise.all([
+        patch(id, { preferences: { channels: ['sms'] } }),
+        patch(id, { preferences: { interests: ['tea'] } }),
+        patch(id, { contact: { email: uniqueEmail() } }),
+      ]);
+      expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200]);
+      const keys = await rt.ctx.keys.db
+        .selectFrom('data_key')
+        .select('category')
+        .where('customer_id', '=', id)
+        .execute();
+      expect(keys.map((k) => k.category).sort()).toEqual(['contact', 'identity', 'preferences']);
+      const read = (await get(`/api/v1/customers/${id}?purpose=personalized_offers`)).json<
+        Record<string, unknown>
+      >();
+      expect(read['preferences']).toEqual({ channels: ['sms'], interests: ['tea'] });
+    });
+
     it('lists customers with masked values only, paginated by cursor', async () => {
       const ids = [];
       for (let i = 0; i < 3; i += 1) {
@@ -390,6 +421,14 @@ forEachDialect((dialect) => {
         pages += 1;
       } while (cursor !== null && pages < 100);
       for (const id of ids) expect(seen).toContain(id);
+      // Each customer shown, even masked, has its own audit entry naming the masked fields.
+      for (const id of ids) {
+        const listed = (await auditRows(id)).filter((e) => e.action === 'customer.list');
+        expect(listed.length).toBeGreaterThan(0);
+        expect(JSON.parse(listed[0]!.fields)).toEqual(
+          expect.arrayContaining(['masked:email', 'masked:givenName']),
+        );
+      }
       expect(new Set(seen).size).toBe(seen.length);
       const tooMany = await get('/api/v1/customers?limit=1000');
       expect(tooMany.statusCode).toBe(400);

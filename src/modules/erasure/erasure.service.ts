@@ -47,8 +47,9 @@ async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise
     ...new Set([...(JSON.parse(row.destroyed_key_ids) as string[]), ...first, ...late]),
   ].sort();
   const completedAt = ctx.clock.now().toISOString();
-  await ctx.data.batch.run(async (scope) => {
-    await store.completeErasure(scope.trx, ws, row.id, completedAt, destroyed);
+  const updated = await ctx.data.batch.run(async (scope) => {
+    const n = await store.completeErasure(scope.trx, ws, row.id, completedAt, destroyed);
+    if (n === 0) return 0;
     await appendAudit(
       ctx,
       scope,
@@ -61,7 +62,13 @@ async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise
         reason: `erasure:${row.id}`,
       },
     );
+    return n;
   });
+  if (updated === 0) {
+    // Another request finished it meanwhile: its record stands.
+    const done = await store.findByCustomer(ctx.data.db, ws, row.customer_id);
+    if (done !== undefined) return toRecord(done);
+  }
   return toRecord({
     ...row,
     status: 'completed',
@@ -105,6 +112,10 @@ export async function eraseCustomer(
     const raced = await store.findByCustomer(scope.trx, actor.workspaceId, customerId);
     if (raced !== undefined) return raced;
     await store.insertErasure(scope.trx, row);
+    // The rows go with the intent: from this commit on, nothing reads or writes the customer,
+    // even if destroying the keys has to wait for a restart.
+    await deleteCustomerData(scope.trx, actor.workspaceId, customerId);
+    await deleteConsentsOf(scope.trx, actor.workspaceId, customerId);
     await appendAudit(ctx, scope, actor, {
       action: 'erasure.start',
       customerId,

@@ -18,14 +18,15 @@ export async function insertErasure(db: Kysely<DataDb>, row: ErasureTable): Prom
   await db.insertInto('erasure').values(row).execute();
 }
 
+/** Completes a pending entry; answers how many it completed (0 when already completed). */
 export async function completeErasure(
   db: Kysely<DataDb>,
   workspaceId: string,
   id: string,
   completedAt: string,
   destroyedKeyIds: readonly string[],
-): Promise<void> {
-  await db
+): Promise<number> {
+  const result = await db
     .updateTable('erasure')
     .set({
       status: 'completed',
@@ -34,7 +35,9 @@ export async function completeErasure(
     })
     .where('workspace_id', '=', workspaceId)
     .where('id', '=', id)
-    .execute();
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 export async function listPending(db: Kysely<DataDb>): Promise<ErasureTable[]> {

@@ -156,6 +156,35 @@ forEachDialect((dialect) => {
       await assertErased(id, erasureId, keyIds);
     });
 
+    it('erases once when two requests race: the same entry for both, one completion audited', async () => {
+      const id = await createCustomer();
+      const [a, b] = await Promise.all(
+        [0, 1].map(() =>
+          rt.app.inject({
+            method: 'DELETE',
+            url: `/api/v1/customers/${id}`,
+            headers: authHeader(officer),
+          }),
+        ),
+      );
+      expect([a!.statusCode, b!.statusCode]).toEqual([200, 200]);
+      expect(a!.json()).toEqual(b!.json());
+      const completions = await rt.ctx.data.db
+        .selectFrom('audit_entry')
+        .select('seq')
+        .where('customer_id', '=', id)
+        .where('action', '=', 'erasure.complete')
+        .execute();
+      expect(completions).toHaveLength(1);
+      expect(
+        await rt.ctx.data.db
+          .selectFrom('erasure')
+          .select('id')
+          .where('customer_id', '=', id)
+          .execute(),
+      ).toHaveLength(1);
+    });
+
     it('keeps the erasure ledger entry and the audit trail, which hold ids only', async () => {
       const id = await createCustomer();
       const res = await rt.app.inject({

@@ -3,7 +3,7 @@ import { secureRandom, sha256Hex } from '../../platform/crypto/index.js';
 import { DomainError } from '../../platform/errors.js';
 import { newId, type TokenId } from '../../platform/ids.js';
 import { appendAudit } from '../audit/index.js';
-import { isRole, type Role } from './staff.permissions.js';
+import { isRole, roleAllows, rolePermissions, type Role } from './staff.permissions.js';
 import * as store from './staff.store.js';
 
 const TOKEN_PREFIX = 'cust_';
@@ -25,6 +25,14 @@ export async function createApiToken(
 ): Promise<{ id: TokenId; token: string }> {
   if (!isRole(input.role))
     throw new DomainError('invalid_input', 'Unknown role.', { fields: ['role'] });
+  // No one hands out more than they hold: an admin (who reads no personal data) cannot make an
+  // agent token. The CLI, run by the operator on the host, acts as the system and can.
+  if (
+    actor.type !== 'system' &&
+    !rolePermissions[input.role].every((p) => actor.role !== null && roleAllows(actor.role, p))
+  ) {
+    throw new DomainError('forbidden', 'This role may not create a token with that role.');
+  }
   const token = TOKEN_PREFIX + secureRandom(32).toString('base64url');
   const id = newId<TokenId>();
   const now = ctx.clock.now().toISOString();
@@ -58,6 +66,8 @@ export interface TokenPrincipal {
  * effect at once (the cache is cleared); one made by another process within TOKEN_CACHE_MS.
  */
 const TOKEN_CACHE_MS = 5_000;
+/** Bumped by every revocation, so that a lookup that began before it cannot re-cache. */
+let tokenGeneration = 0;
 const tokenCaches = new WeakMap<
   object,
   Map<string, { principal: TokenPrincipal; expiresAt: number }>
@@ -83,6 +93,7 @@ export async function authenticateToken(
   const now = Date.now();
   const hit = cache.get(hash);
   if (hit !== undefined && hit.expiresAt > now) return hit.principal;
+  const generation = tokenGeneration;
   const row = await store.findActiveTokenByHash(ctx.data.reader, hash);
   if (row === undefined) {
     cache.delete(hash);
@@ -90,7 +101,8 @@ export async function authenticateToken(
   }
   const principal = { tokenId: row.id, workspaceId: row.workspace_id, role: row.role };
   if (cache.size >= 10_000) cache.clear();
-  cache.set(hash, { principal, expiresAt: now + TOKEN_CACHE_MS });
+  if (generation === tokenGeneration)
+    cache.set(hash, { principal, expiresAt: now + TOKEN_CACHE_MS });
   return principal;
 }
 
@@ -128,6 +140,7 @@ export async function revokeApiToken(
       });
     return n;
   });
+  tokenGeneration += 1;
   tokenCache(ctx).clear();
   if (changed === 0) throw new DomainError('not_found', 'No such active token.');
 }

@@ -4,6 +4,7 @@ export {
   EnvKeyProvider,
   FileKeyProvider,
   openKeyProvider,
+  REFRESH_MS,
   type DataKeyBinding,
   type KekInfo,
   type KeyProvider,

@@ -1,4 +1,4 @@
-import { promises as fs, constants as fsConstants } from 'node:fs';
+import { promises as fs, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseMasterKeys } from '../config.js';
@@ -40,6 +40,9 @@ export interface KeyProvider {
   retireKekVersion(version: number): Promise<void>;
 }
 
+/** How often a file keyring looks for changes made by another process. */
+export const REFRESH_MS = 1_000;
+
 function dataKeyAad(b: DataKeyBinding, kekVersion: number): Buffer {
   return Buffer.from(
     ['custodia/dek/v1', b.workspaceId, b.customerId, b.category, b.keyId, String(kekVersion)].join(
@@ -60,7 +63,13 @@ abstract class LocalKeyProvider implements KeyProvider {
   abstract addKekVersion(): Promise<number>;
   abstract retireKekVersion(version: number): Promise<void>;
 
+  /** Called before every use, so a provider can pick up keys changed by another process. */
+  protected refresh(): void {
+    // Keys from the environment do not change while the process runs.
+  }
+
   currentKekVersion(): number {
+    this.refresh();
     let current = 0;
     for (const [version, k] of this.keks()) {
       if (k.info.retiredAt === null && version > current) current = version;
@@ -81,6 +90,7 @@ abstract class LocalKeyProvider implements KeyProvider {
   }
 
   unwrapDataKey(wrapped: Uint8Array, kekVersion: number, binding: DataKeyBinding): Buffer {
+    this.refresh();
     const kek = this.keks().get(kekVersion);
     if (kek === undefined || kek.info.retiredAt !== null) throw unwrapFailed();
     const buf = Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.byteLength);
@@ -168,6 +178,29 @@ export class FileKeyProvider extends LocalKeyProvider {
   readonly kind = 'file';
   #file: KeyringFile;
   #keks = new Map<number, { key: Buffer; info: KekInfo }>();
+  #checkedAt = 0;
+  #mtimeMs = 0;
+
+  /**
+   * `keys rotate` and `keys retire` change the file from another process while servers run:
+   * at most once a second, a changed file is read again, so a running server learns a new KEK
+   * version (and wraps new data keys under it) within a second.
+   */
+  protected override refresh(): void {
+    const now = Date.now();
+    if (now - this.#checkedAt < REFRESH_MS) return;
+    this.#checkedAt = now;
+    try {
+      const stat = statSync(this.filePath);
+      if (stat.mtimeMs === this.#mtimeMs) return;
+      const file = keyringSchema.parse(JSON.parse(readFileSync(this.filePath, 'utf8')));
+      this.#mtimeMs = stat.mtimeMs;
+      this.#file = file;
+      this.#load(file);
+    } catch {
+      // A keyring being replaced or unreadable for a moment: keep the keys already held.
+    }
+  }
 
   private constructor(
     readonly filePath: string,
@@ -176,6 +209,12 @@ export class FileKeyProvider extends LocalKeyProvider {
     super();
     this.#file = file;
     this.#load(file);
+    this.#checkedAt = Date.now();
+    try {
+      this.#mtimeMs = statSync(filePath).mtimeMs;
+    } catch {
+      this.#mtimeMs = 0;
+    }
   }
 
   #load(file: KeyringFile): void {
@@ -238,6 +277,7 @@ export class FileKeyProvider extends LocalKeyProvider {
     return this.#keks;
   }
   override listKeks(): readonly KekInfo[] {
+    this.refresh();
     return this.#file.keks
       .map((k) => ({ version: k.version, createdAt: k.createdAt, retiredAt: k.retiredAt }))
       .sort((a, b) => a.version - b.version);

@@ -5,7 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type Migration } from 'kysely';
 import pg from 'pg';
 import { GroupCommit } from './group-commit.js';
 import { migrateToLatest } from './migrator.js';
-import { bindSqliteConnection, cachedStatement } from './prepared.js';
+import { bindSqliteConnection, cachedStatement, unbindSqliteConnection } from './prepared.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -64,7 +64,12 @@ export async function openStore<DB>(
     // Prepared queries run straight on the connection: the reader's, or the writer's inside a
     // batch transaction (never the writer outside one, where another batch may be open).
     bindSqliteConnection(reader, readerConn);
-    const batch = new GroupCommit(db, 256, (trx) => bindSqliteConnection(trx, writerConn));
+    const batch = new GroupCommit(
+      db,
+      256,
+      (trx) => bindSqliteConnection(trx, writerConn),
+      (trx) => unbindSqliteConnection(trx),
+    );
     return {
       dialect: 'sqlite',
       db,

@@ -38,13 +38,16 @@ export class GroupCommit<DB> {
   #markIdle: () => void = () => undefined;
 
   readonly #onTransaction: (trx: Transaction<DB>) => void;
+  readonly #onTransactionEnd: (trx: Transaction<DB>) => void;
 
   /** `onTransaction` sees each transaction before any unit runs in it (to bind fast paths). */
   constructor(
     db: Kysely<DB>,
     maxBatch = 256,
     onTransaction: (trx: Transaction<DB>) => void = () => undefined,
+    onTransactionEnd: (trx: Transaction<DB>) => void = () => undefined,
   ) {
+    this.#onTransactionEnd = onTransactionEnd;
     this.#db = db;
     this.#maxBatch = maxBatch;
     this.#onTransaction = onTransaction;
@@ -103,6 +106,18 @@ export class GroupCommit<DB> {
       for (const job of jobs) job.reject(error);
       return 'settled';
     }
+    try {
+      return await this.#runIn(trx, jobs, isolated);
+    } finally {
+      this.#onTransactionEnd(trx);
+    }
+  }
+
+  async #runIn(
+    trx: ControlledTransaction<DB>,
+    jobs: Job<DB>[],
+    isolated: boolean,
+  ): Promise<'retry' | 'settled'> {
     const state = new Map<string, unknown>();
     const hooks = new Map<string, (trx: Transaction<DB>) => Promise<void>>();
     const outcomes: Outcome[] = [];

@@ -35,6 +35,11 @@ export function bindSqliteConnection(db: object, conn: SqliteDatabase.Database):
   rawConnections.set(db, conn);
 }
 
+/** Forgets a binding: a finished transaction must never reach the connection again. */
+export function unbindSqliteConnection(db: object): void {
+  rawConnections.delete(db);
+}
+
 /** Statements are prepared once per connection and SQL text. */
 export function cachedStatement(
   conn: SqliteDatabase.Database,

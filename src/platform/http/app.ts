@@ -135,7 +135,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     return payload;
   });
 
-  app.addHook('preHandler', async (request) => {
+  app.addHook('preValidation', async (request) => {
     const permission = request.routeOptions.config.permission;
     if (permission === undefined || permission === 'public') return;
     const token = bearerToken(request);
