@@ -34,6 +34,9 @@ describe('data key cache', () => {
     expect(cache.get('a1', 1)).toBeUndefined();
     expect(cache.get('a2', 1)).toBeUndefined();
     expect(cache.get('b1', 1)).toEqual(key(3));
+    // A read that raced the destruction cannot put an erased customer's key back.
+    cache.set('a3', 'alice', key(4), 2);
+    expect(cache.get('a3', 3)).toBeUndefined();
     cache.forgetAll();
     expect(cache.size).toBe(0);
   });

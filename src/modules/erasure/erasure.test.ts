@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   authHeader,
@@ -154,6 +155,60 @@ forEachDialect((dialect) => {
         destroyedKeyIds: keyIds,
       });
       await assertErased(id, erasureId, keyIds);
+    });
+
+    it('makes the customer unreachable with the intent, even when the key store fails, and finishes later', async () => {
+      const id = await createCustomer();
+      const keys = rt.ctx.keys.db;
+      if (dialect === 'sqlite') {
+        await sql`create trigger keys_down before delete on data_key begin select raise(abort, 'keys down'); end`.execute(
+          keys,
+        );
+      } else {
+        await sql`create function keys_down() returns trigger language plpgsql as $$ begin raise exception 'keys down'; end $$`.execute(
+          keys,
+        );
+        await sql`create trigger keys_down before delete on data_key for each row execute function keys_down()`.execute(
+          keys,
+        );
+      }
+      const failed = await rt.app.inject({
+        method: 'DELETE',
+        url: `/api/v1/customers/${id}`,
+        headers: authHeader(officer),
+      });
+      expect(failed.statusCode).toBe(500);
+      expect(failed.body).not.toContain('Resume');
+      // The intent committed with the deletion of the rows: nothing reads or writes them now.
+      const read = await rt.app.inject({
+        url: `/api/v1/customers/${id}?purpose=loyalty_program`,
+        headers: authHeader(agent),
+      });
+      expect(read.statusCode).toBe(404);
+      const update = await rt.app.inject({
+        method: 'PATCH',
+        url: `/api/v1/customers/${id}`,
+        headers: authHeader(agent),
+        payload: { identity: { givenName: 'Again' } },
+      });
+      expect(update.statusCode).toBe(404);
+      const pending = await rt.ctx.data.db
+        .selectFrom('erasure')
+        .selectAll()
+        .where('customer_id', '=', id)
+        .executeTakeFirstOrThrow();
+      expect(pending.status).toBe('pending');
+      expect(
+        await keys.selectFrom('data_key').select('id').where('customer_id', '=', id).execute(),
+      ).toHaveLength(3);
+      if (dialect === 'sqlite') {
+        await sql`drop trigger keys_down`.execute(keys);
+      } else {
+        await sql`drop trigger keys_down on data_key`.execute(keys);
+        await sql`drop function keys_down()`.execute(keys);
+      }
+      rt = await rt.restart();
+      await assertErased(id, pending.id, JSON.parse(pending.destroyed_key_ids) as string[]);
     });
 
     it('erases once when two requests race: the same entry for both, one completion audited', async () => {
