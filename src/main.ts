@@ -11,7 +11,12 @@ import { buildApp } from './platform/http/app.js';
 import { healthRoutes } from './platform/http/health.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { customerRoutes } from './modules/customers/index.js';
-import { erasureRoutes, resumePendingErasures } from './modules/erasure/index.js';
+import {
+  erasureRoutes,
+  resumePendingCategoryErasures,
+  resumePendingErasures,
+} from './modules/erasure/index.js';
+import { agreementRoutes, startExpirySweep, sweepAgreements } from './modules/agreements/index.js';
 import { purposeRoutes, seedDefaultPurposes } from './modules/purposes/index.js';
 import { staffRoutes } from './modules/staff/index.js';
 import {
@@ -78,19 +83,28 @@ export async function closeContext(ctx: AppContext): Promise<void> {
   await ctx.keys.close();
 }
 
-/** The composition root: context, interrupted erasures finished, then the HTTP app. */
+/**
+ * The composition root: context, interrupted erasures finished, then the HTTP app, with the
+ * expiry job running in-process until the app closes.
+ */
 export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
-  const resumed = await resumePendingErasures(ctx);
+  const resumed = (await resumePendingErasures(ctx)) + (await resumePendingCategoryErasures(ctx));
   if (resumed > 0) ctx.logger.info({ resumed }, 'finished interrupted erasures');
   const app = await buildApp(ctx, {
     routes: [
       ...healthRoutes(ctx),
-      ...purposeRoutes(ctx),
+      ...purposeRoutes(ctx, {
+        afterRetire: async (actor, purposeKey) =>
+          (await sweepAgreements(ctx, { workspaceId: actor.workspaceId, purposeKey, actor })).ended,
+      }),
       ...customerRoutes(ctx),
+      ...agreementRoutes(ctx),
       ...erasureRoutes(ctx),
       ...staffRoutes(ctx),
     ],
   });
+  const stopSweep = startExpirySweep(ctx);
+  app.addHook('onClose', stopSweep);
   await app.ready();
   return app;
 }

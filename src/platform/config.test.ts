@@ -45,6 +45,7 @@ describe('loadConfig', () => {
       rateLimitPerMinute: 600,
       bodyLimitBytes: 65536,
       trustProxy: false,
+      expirySweepSeconds: 60,
     });
   });
 
@@ -63,6 +64,7 @@ describe('loadConfig', () => {
         CUSTODIA_RATE_LIMIT: '1200',
         CUSTODIA_BODY_LIMIT: '2048',
         CUSTODIA_TRUST_PROXY: 'true',
+        CUSTODIA_EXPIRY_SWEEP_SECONDS: '300',
         CUSTODIA_KEYRING_FILE: '',
         UNRELATED: 'x',
       },
@@ -80,6 +82,7 @@ describe('loadConfig', () => {
       rateLimitPerMinute: 1200,
       bodyLimitBytes: 2048,
       trustProxy: true,
+      expirySweepSeconds: 300,
     });
   });
 

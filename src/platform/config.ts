@@ -18,6 +18,11 @@ export const settings = {
   rateLimitPerMinute: { env: 'CUSTODIA_RATE_LIMIT', flag: '--rate-limit', default: '600' },
   bodyLimitBytes: { env: 'CUSTODIA_BODY_LIMIT', flag: '--body-limit', default: '65536' },
   trustProxy: { env: 'CUSTODIA_TRUST_PROXY', flag: '--trust-proxy', default: 'false' },
+  expirySweepSeconds: {
+    env: 'CUSTODIA_EXPIRY_SWEEP_SECONDS',
+    flag: '--expiry-sweep-seconds',
+    default: '60',
+  },
 } as const satisfies Record<
   string,
   { env: string; flag: string | undefined; default: string | undefined }
@@ -51,6 +56,7 @@ const schema = z
       .min(1024)
       .max(10 * 1024 * 1024),
     trustProxy: z.enum(['true', 'false']).transform((v) => v === 'true'),
+    expirySweepSeconds: z.coerce.number().int().min(0).max(86_400),
   })
   .superRefine((c, ctx) => {
     if (c.databaseUrl !== undefined && c.keystoreUrl === undefined) {
@@ -114,6 +120,8 @@ export type Config = Readonly<{
   rateLimitPerMinute: number;
   bodyLimitBytes: number;
   trustProxy: boolean;
+  /** How often `serve` ends lapsed agreements; 0 turns the in-process job off. */
+  expirySweepSeconds: number;
 }>;
 
 /** Raised for invalid configuration; names the settings, never their values. */
@@ -165,5 +173,6 @@ export function loadConfig(
     rateLimitPerMinute: c.rateLimitPerMinute,
     bodyLimitBytes: c.bodyLimitBytes,
     trustProxy: c.trustProxy,
+    expirySweepSeconds: c.expirySweepSeconds,
   });
 }

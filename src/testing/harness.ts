@@ -112,6 +112,7 @@ export async function startRuntime(
       dataDir,
       logLevel: 'info',
       rateLimitPerMinute: '100000',
+      expirySweepSeconds: '0',
       ...(pgDbs === undefined ? {} : { databaseUrl: pgDbs.dataUrl, keystoreUrl: pgDbs.keysUrl }),
       ...settings.config,
     },

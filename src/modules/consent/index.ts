@@ -1,12 +1,35 @@
 /**
- * The consent ledger: append-only events from which each customer's active purposes are
- * derived. A personal field may be stored only while an active purpose needs its category.
+ * The consent ledger: append-only events (granted, withdrawn, expired) for every lawful basis,
+ * from which each customer's agreements are derived. A personal field may be stored only while
+ * an active agreement's notice version needs its category.
  */
 export {
-  activePurposesOf,
+  activeAgreementsOf,
+  agreementsOf,
+  categoriesOf,
+  checkGrant,
+  consentHistory,
   consentMethods,
+  consentStats,
+  coveredCategories,
   deleteConsentsOf,
-  recordGrants,
+  endRow,
+  grantRows,
+  insertConsentEvents,
+  isAgreementActive,
+  listEndableGrants,
+  type Agreement,
   type ConsentGrant,
   type ConsentMethod,
+  type ConsentHistoryEvent,
+  type ConsentState,
+  type ConsentStats,
+  type RequestOrigin,
 } from './consent.service.js';
+export {
+  consentEventDto,
+  consentInput,
+  consentStateDto,
+  consentStatsDto,
+  withdrawalInput,
+} from './consent.schemas.js';

@@ -6,7 +6,10 @@
  */
 export class DataKeyCache {
   readonly #entries = new Map<string, { key: Buffer; customerId: string; expiresAt: number }>();
-  /** Customers whose keys were destroyed: a read racing the destruction cannot re-cache them. */
+  /**
+   * Customers (or single keys) whose keys were destroyed: a read racing the destruction cannot
+   * re-cache them. Customer and key ids are both random UUIDs, so one set holds both.
+   */
   readonly #destroyed = new Set<string>();
   readonly #maxEntries: number;
   readonly #ttlMs: number;
@@ -29,7 +32,7 @@ export class DataKeyCache {
   }
 
   set(keyId: string, customerId: string, key: Buffer, now = Date.now()): void {
-    if (this.#destroyed.has(customerId)) return;
+    if (this.#destroyed.has(customerId) || this.#destroyed.has(keyId)) return;
     if (this.#entries.has(keyId)) this.#drop(keyId);
     while (this.#entries.size >= this.#maxEntries) {
       const oldest = this.#entries.keys().next();
@@ -43,6 +46,15 @@ export class DataKeyCache {
     if (this.#destroyed.size >= 100_000) this.#destroyed.clear();
     this.#destroyed.add(customerId);
     for (const [id, entry] of this.#entries) if (entry.customerId === customerId) this.#drop(id);
+  }
+
+  /** Some of a customer's keys were destroyed: they leave, and cannot come back. */
+  forgetKeys(keyIds: readonly string[]): void {
+    if (this.#destroyed.size >= 100_000) this.#destroyed.clear();
+    for (const id of keyIds) {
+      this.#destroyed.add(id);
+      this.#drop(id);
+    }
   }
 
   forgetAll(): void {

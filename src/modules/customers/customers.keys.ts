@@ -58,6 +58,23 @@ export async function deleteKeysOfCustomer(
   return rows.map((r) => r.id);
 }
 
+export async function deleteKeysOfCategories(
+  db: Kysely<KeyDb>,
+  workspaceId: string,
+  customerId: string,
+  categories: readonly string[],
+): Promise<string[]> {
+  if (categories.length === 0) return [];
+  const rows = await db
+    .deleteFrom('data_key')
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .where('category', 'in', [...categories])
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 export async function deleteKeysByIds(
   db: Kysely<KeyDb>,
   workspaceId: string,

@@ -11,6 +11,7 @@ import {
   searchBody,
   updateCustomerBody,
 } from './customers.schemas.js';
+import { requestOrigin } from './customers.origin.js';
 import {
   createCustomer,
   listCustomers,
@@ -32,7 +33,7 @@ export function customerRoutes(ctx: AppContext): RouteDefinition[] {
       schema: { body: createCustomerBody, response: { 201: z.object({ id: z.string() }) } },
       handler: async (req) => ({
         status: 201,
-        body: await createCustomer(ctx, req.actor, req.body),
+        body: await createCustomer(ctx, req.actor, req.body, requestOrigin(req.raw)),
       }),
     }),
     defineRoute({

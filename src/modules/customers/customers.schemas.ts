@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { consentMethods } from '../consent/index.js';
+import { consentInput } from '../consent/index.js';
 
 const name = z.string().trim().min(1).max(100);
 const channel = z.enum(['email', 'sms', 'phone', 'post']);
@@ -39,12 +39,6 @@ export const contactInput = z.strictObject({
 export const preferencesInput = z.strictObject({
   interests: fieldSchemas.interests.optional(),
   channels: fieldSchemas.channels.optional(),
-});
-
-export const consentInput = z.strictObject({
-  purpose: z.string().min(1).max(64),
-  noticeVersion: z.string().min(1).max(32),
-  method: z.enum(consentMethods),
 });
 
 export const createCustomerBody = z.strictObject({

@@ -6,8 +6,22 @@ import type { CustomerFieldTable, DataDb, DataKeyTable } from '../../platform/db
 import { DomainError } from '../../platform/errors.js';
 import { newId, type CustomerId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
-import { activePurposesOf, recordGrants } from '../consent/index.js';
-import { cachedPurposes, type DataCategory, type Purpose } from '../purposes/index.js';
+import {
+  activeAgreementsOf,
+  categoriesOf,
+  checkGrant,
+  coveredCategories,
+  grantRows,
+  insertConsentEvents,
+  type RequestOrigin,
+} from '../consent/index.js';
+import {
+  cachedPurposes,
+  getPurpose,
+  type DataCategory,
+  type NoticeTerms,
+  type Purpose,
+} from '../purposes/index.js';
 import {
   fieldCategory,
   fieldNames,
@@ -103,18 +117,6 @@ function normaliseFields(
     }
   }
   return values;
-}
-
-function coveredCategories(
-  purposes: ReadonlyMap<string, Purpose>,
-  active: Iterable<string>,
-): Set<DataCategory> {
-  const covered = new Set<DataCategory>();
-  for (const key of active) {
-    const p = purposes.get(key);
-    if (p?.status === 'active') for (const c of p.categories) covered.add(c);
-  }
-  return covered;
 }
 
 function uncoveredFields(values: FieldValues, covered: ReadonlySet<DataCategory>): FieldName[] {
@@ -327,25 +329,42 @@ export async function createCustomer(
   ctx: Ctx,
   actor: Actor,
   input: CreateCustomerInput,
+  origin?: RequestOrigin,
 ): Promise<{ id: CustomerId }> {
   const values = normaliseFields(input, ctx);
   const purposes = await cachedPurposes(ctx, actor.workspaceId);
+  const now = ctx.clock.now();
   const seen = new Set<string>();
-  input.consents.forEach((c, i) => {
-    const p = purposes.get(c.purpose);
-    if (p === undefined || p.status !== 'active' || seen.has(c.purpose)) {
-      throw new DomainError('invalid_input', 'Unknown, retired or repeated purpose.', {
-        fields: [`consents.${i}.purpose`],
+  const checked: { grant: (typeof input.consents)[number]; terms: NoticeTerms }[] = [];
+  input.consents.forEach((grant, i) => {
+    const { terms } = checkGrant(purposes, grant, `body.consents.${i}`, now);
+    if (seen.has(grant.purpose)) {
+      throw new DomainError('invalid_input', 'A purpose is named twice.', {
+        fields: [`body.consents.${i}.purpose`],
       });
     }
-    if (p.noticeVersion !== c.noticeVersion) {
-      throw new DomainError('invalid_input', 'Unknown notice version.', {
-        fields: [`consents.${i}.noticeVersion`],
-      });
-    }
-    seen.add(c.purpose);
+    seen.add(grant.purpose);
+    checked.push({ grant, terms });
   });
-  const missing = uncoveredFields(values, coveredCategories(purposes, seen));
+  const id = newId<CustomerId>();
+  const at = now.toISOString();
+  const grants = grantRows(ctx, actor, id, checked, origin, at);
+  const agreements = grants.map((g) => ({
+    purpose: g.purpose_key,
+    grantId: g.id,
+    noticeVersion: g.notice_version,
+    basis: null,
+    startsAt: g.starts_at,
+    expiresAt: g.expires_at,
+    endedBy: null,
+  }));
+  const missing = uncoveredFields(
+    values,
+    coveredCategories(
+      purposes,
+      agreements.filter((a) => a.startsAt === null || a.startsAt <= at),
+    ),
+  );
   if (missing.length > 0) {
     await recordAudit(ctx, actor, {
       action: 'customer.create',
@@ -355,8 +374,6 @@ export async function createCustomer(
     });
     throw consentMissing(missing);
   }
-  const id = newId<CustomerId>();
-  const at = ctx.clock.now().toISOString();
   const categories = new Set([...values.keys()].map((f) => fieldCategory[f]));
   const { keys, created } = await ensureDataKeys(ctx, actor.workspaceId, id, categories, []);
   const rows = sealRows(ctx, actor.workspaceId, id, values, keys, at);
@@ -381,7 +398,7 @@ export async function createCustomer(
         created_at: at,
         updated_at: at,
       });
-      await recordGrants(scope.trx, actor.workspaceId, id, input.consents, at);
+      await insertConsentEvents(scope.trx, grants);
       await store.insertFields(scope.trx, rows);
       await store.insertDigests(scope.trx, digests);
       await appendAudit(ctx, scope, actor, {
@@ -391,6 +408,15 @@ export async function createCustomer(
         fields: [...values.keys()],
         outcome: 'done',
       });
+      for (const g of grants) {
+        await appendAudit(ctx, scope, actor, {
+          action: 'consent.granted',
+          customerId: id,
+          purpose: g.purpose_key,
+          outcome: 'done',
+          reason: `event:${g.id};notice:${g.notice_version};method:${g.method}`,
+        });
+      }
     });
   } catch (error) {
     await discardKeys(ctx, actor.workspaceId, created);
@@ -404,9 +430,9 @@ function requirePurpose(
   key: string,
   path: string,
 ): Purpose {
-  const p = purposes.get(key);
-  if (p === undefined || p.status !== 'active') {
-    throw new DomainError('invalid_input', 'Unknown or retired purpose.', { fields: [path] });
+  const p = getPurpose(purposes, key, path);
+  if (p.status !== 'active') {
+    throw new DomainError('purpose_retired', 'This purpose is retired.', { fields: [path] });
   }
   return p;
 }
@@ -423,8 +449,15 @@ async function readUnderPurpose(
   customers: { id: string; created_at: string; updated_at: string }[];
   rows: CustomerFieldTable[];
 }> {
-  const active = await activePurposesOf(scope.trx, actor.workspaceId, customerIds);
+  const purposes = await cachedPurposes(ctx, actor.workspaceId);
+  const active = await activeAgreementsOf(
+    scope.trx,
+    actor.workspaceId,
+    customerIds,
+    ctx.clock.now(),
+  );
   const allowed: { id: string; created_at: string; updated_at: string }[] = [];
+  const granted = new Map<string, Set<string>>();
   for (const id of customerIds) {
     const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
     if (customer === undefined) {
@@ -435,7 +468,7 @@ async function readUnderPurpose(
         outcome: 'denied',
         reason: 'not_found',
       });
-    } else if (active.get(id)?.has(purpose.key) !== true) {
+    } else if (active.get(id)?.get(purpose.key) === undefined) {
       await appendAudit(ctx, scope, actor, {
         action,
         customerId: id,
@@ -445,14 +478,19 @@ async function readUnderPurpose(
       });
     } else {
       allowed.push(customer);
+      // Only the categories of the notice version this customer agreed to.
+      const agreement = active.get(id)?.get(purpose.key);
+      granted.set(id, new Set(agreement === undefined ? [] : categoriesOf(purposes, agreement)));
     }
   }
-  const rows = await store.listFields(
-    scope.trx,
-    actor.workspaceId,
-    allowed.map((c) => c.id),
-    { categories: purpose.categories },
-  );
+  const rows = (
+    await store.listFields(
+      scope.trx,
+      actor.workspaceId,
+      allowed.map((c) => c.id),
+      { categories: purpose.categories },
+    )
+  ).filter((r) => granted.get(r.customer_id)?.has(r.category) === true);
   for (const c of allowed) {
     await appendAudit(ctx, scope, actor, {
       action,
@@ -548,8 +586,9 @@ export async function updateCustomer(
   const purposes = await cachedPurposes(ctx, actor.workspaceId);
   // A first, non-authoritative check, so that no keys are made for a write that will be refused.
   const preActive =
-    (await activePurposesOf(ctx.data.reader, actor.workspaceId, [id])).get(id) ?? new Set<string>();
-  const preMissing = uncoveredFields(values, coveredCategories(purposes, preActive));
+    (await activeAgreementsOf(ctx.data.reader, actor.workspaceId, [id], ctx.clock.now())).get(id) ??
+    new Map();
+  const preMissing = uncoveredFields(values, coveredCategories(purposes, preActive.values()));
   const exists = (await store.findCustomer(ctx.data.reader, actor.workspaceId, id)) !== undefined;
   let keys = new Map<DataCategory, DataKey>();
   let created: string[] = [];
@@ -578,8 +617,9 @@ export async function updateCustomer(
         return deny(new DomainError('not_found', 'No such customer.'));
       }
       const active =
-        (await activePurposesOf(scope.trx, actor.workspaceId, [id])).get(id) ?? new Set<string>();
-      const missing = uncoveredFields(values, coveredCategories(purposes, active));
+        (await activeAgreementsOf(scope.trx, actor.workspaceId, [id], ctx.clock.now())).get(id) ??
+        new Map();
+      const missing = uncoveredFields(values, coveredCategories(purposes, active.values()));
       if (
         missing.length > 0 ||
         rows.length !== [...values.values()].filter((v) => v !== null).length
@@ -671,7 +711,12 @@ export async function describeHoldings(
   ctx: Ctx,
   workspaceId: string,
   customerId: string,
-): Promise<{ exists: boolean; categories: string[]; keyIds: string[] }> {
+): Promise<{
+  exists: boolean;
+  categories: string[];
+  keyIds: string[];
+  keys: { id: string; category: string }[];
+}> {
   const customer = await store.findCustomer(ctx.data.reader, workspaceId, customerId);
   const keys = await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [customerId]);
   const fields = await store.listFields(ctx.data.reader, workspaceId, [customerId], {});
@@ -680,7 +725,48 @@ export async function describeHoldings(
     exists: customer !== undefined,
     categories: [...categories].sort(),
     keyIds: keys.map((k) => k.id).sort(),
+    keys: keys.map((k) => ({ id: k.id, category: k.category })),
   };
+}
+
+/** The categories a customer holds data or keys for. */
+export async function heldCategories(
+  ctx: Ctx,
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<Set<DataCategory>> {
+  const keys = await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [customerId]);
+  const fields = await store.listFields(db, workspaceId, [customerId], {});
+  return new Set([
+    ...keys.map((k) => k.category),
+    ...fields.map((f) => f.category),
+  ] as DataCategory[]);
+}
+
+/** Deletes the fields of these categories and their index entries, in the caller's unit. */
+export async function deleteCategoryData(
+  trx: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+  categories: readonly DataCategory[],
+): Promise<void> {
+  const indexed = indexedFields.filter((f) => categories.includes(fieldCategory[f]));
+  await store.deleteCategoryRows(trx, workspaceId, customerId, categories, indexed);
+}
+
+/** Crypto-shredding of some categories: destroys their data keys; idempotent. */
+export async function destroyCategoryKeys(
+  ctx: Ctx,
+  workspaceId: string,
+  customerId: string,
+  categories: readonly DataCategory[],
+): Promise<string[]> {
+  const ids = await ctx.keys.batch.run(({ trx }) =>
+    keyStore.deleteKeysOfCategories(trx, workspaceId, customerId, categories),
+  );
+  keyCache(ctx).forgetKeys(ids);
+  return ids;
 }
 
 /** Crypto-shredding: destroys every data key of the customer; idempotent. */

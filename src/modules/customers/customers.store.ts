@@ -207,6 +207,31 @@ export async function replaceDigest(
   }
 }
 
+/** Deletes the fields of some categories and the index entries of those fields. */
+export async function deleteCategoryRows(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+  categories: readonly string[],
+  indexedFields: readonly string[],
+): Promise<void> {
+  if (categories.length === 0) return;
+  if (indexedFields.length > 0) {
+    await db
+      .deleteFrom('blind_index')
+      .where('workspace_id', '=', workspaceId)
+      .where('customer_id', '=', customerId)
+      .where('field', 'in', [...indexedFields])
+      .execute();
+  }
+  await db
+    .deleteFrom('customer_field')
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .where('category', 'in', [...categories])
+    .execute();
+}
+
 /** Deletes everything the vault holds for a customer: fields, index entries, the row itself. */
 export async function deleteCustomerRows(
   db: Kysely<DataDb>,

@@ -123,10 +123,12 @@ forEachDialect((dialect) => {
       const entries = await auditRows(id);
       expect(entries.map((e) => [e.action, e.outcome])).toEqual([
         ['customer.create', 'done'],
+        ['consent.granted', 'done'],
+        ['consent.granted', 'done'],
         ['customer.read', 'allowed'],
         ['customer.read', 'allowed'],
       ]);
-      expect(JSON.parse(entries[1]!.fields)).toEqual([
+      expect(JSON.parse(entries[3]!.fields)).toEqual([
         'birthDate',
         'email',
         'familyName',
@@ -200,9 +202,9 @@ forEachDialect((dialect) => {
     it('rejects consents that are empty, unknown, repeated or name an unknown notice version', async () => {
       for (const [consents, field] of [
         [[], 'body.consents'],
-        [[{ ...loyalty, purpose: 'astrology' }], 'consents.0.purpose'],
-        [[loyalty, loyalty], 'consents.1.purpose'],
-        [[{ ...loyalty, noticeVersion: '7' }], 'consents.0.noticeVersion'],
+        [[{ ...loyalty, purpose: 'astrology' }], 'body.consents.0.purpose'],
+        [[loyalty, loyalty], 'body.consents.1.purpose'],
+        [[{ ...loyalty, noticeVersion: '7' }], 'body.consents.0.noticeVersion'],
         [[{ ...loyalty, method: 'telepathy' }], 'body.consents.0.method'],
       ] as const) {
         const res = await post('/api/v1/customers', { consents, identity: { givenName: 'A' } });

@@ -6,9 +6,12 @@
 export {
   countDataKeysByKekVersion,
   createCustomer,
+  deleteCategoryData,
   deleteCustomerData,
   describeHoldings,
+  destroyCategoryKeys,
   destroyCustomerKeys,
+  heldCategories,
   listCustomers,
   readCustomer,
   rewrapDataKeys,
@@ -16,6 +19,7 @@ export {
   updateCustomer,
 } from './customers.service.js';
 export { customerRoutes } from './customers.routes.js';
+export { requestOrigin } from './customers.origin.js';
 export { erasureDto, customerParams } from './customers.schemas.js';
 export {
   fieldCategory,

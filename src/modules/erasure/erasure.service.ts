@@ -1,5 +1,6 @@
 import type { Actor, AppContext } from '../../platform/context.js';
-import type { ErasureTable } from '../../platform/db/schema.js';
+import type { BatchScope } from '../../platform/db/group-commit.js';
+import type { DataDb, ErasureTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
 import { newId, type ErasureId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
@@ -96,6 +97,28 @@ export async function eraseCustomer(
     });
     throw new DomainError('not_found', 'No such customer.');
   }
+  const started = await ctx.data.batch.run((scope) =>
+    beginErasureIn(ctx, scope, actor, customerId, holdings),
+  );
+  if (started.status === 'completed') return toRecord(started);
+  return finish(ctx, actor, started);
+}
+
+/**
+ * Records the intent of erasing a customer inside the caller's unit of work, and deletes their
+ * rows, index entries and consent events with it: from that commit on, nothing reads or writes
+ * the customer, even if destroying the keys has to wait for a restart. Answers the ledger row
+ * (one that a racing request wrote first, if any); `finishErasure` does the rest.
+ */
+export async function beginErasureIn(
+  ctx: AppContext,
+  scope: BatchScope<DataDb>,
+  actor: Actor,
+  customerId: string,
+  holdings: { readonly categories: readonly string[]; readonly keyIds: readonly string[] },
+): Promise<ErasureTable> {
+  const raced = await store.findByCustomer(scope.trx, actor.workspaceId, customerId);
+  if (raced !== undefined) return raced;
   const row: ErasureTable = {
     workspace_id: actor.workspaceId,
     id: newId<ErasureId>(),
@@ -108,25 +131,27 @@ export async function eraseCustomer(
     actor_type: actor.type,
     actor_id: actor.id,
   };
-  const started = await ctx.data.batch.run(async (scope) => {
-    const raced = await store.findByCustomer(scope.trx, actor.workspaceId, customerId);
-    if (raced !== undefined) return raced;
-    await store.insertErasure(scope.trx, row);
-    // The rows go with the intent: from this commit on, nothing reads or writes the customer,
-    // even if destroying the keys has to wait for a restart.
-    await deleteCustomerData(scope.trx, actor.workspaceId, customerId);
-    await deleteConsentsOf(scope.trx, actor.workspaceId, customerId);
-    await appendAudit(ctx, scope, actor, {
-      action: 'erasure.start',
-      customerId,
-      fields: holdings.categories,
-      outcome: 'done',
-      reason: `erasure:${row.id}`,
-    });
-    return row;
+  await store.insertErasure(scope.trx, row);
+  await deleteCustomerData(scope.trx, actor.workspaceId, customerId);
+  await deleteConsentsOf(scope.trx, actor.workspaceId, customerId);
+  await appendAudit(ctx, scope, actor, {
+    action: 'erasure.start',
+    customerId,
+    fields: holdings.categories,
+    outcome: 'done',
+    reason: `erasure:${row.id}`,
   });
-  if (started.status === 'completed') return toRecord(started);
-  return finish(ctx, actor, started);
+  return row;
+}
+
+/** Destroys the keys of a begun erasure and completes its ledger entry; idempotent. */
+export async function finishErasure(
+  ctx: AppContext,
+  actor: Actor,
+  row: ErasureTable,
+): Promise<ErasureRecord> {
+  if (row.status === 'completed') return toRecord(row);
+  return finish(ctx, actor, row);
 }
 
 /** Finishes erasures that a crash or a failure interrupted; run before the server serves. */

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { DataDb, ErasureTable } from '../../platform/db/schema.js';
+import type { CategoryErasureTable, DataDb, ErasureTable } from '../../platform/db/schema.js';
 
 export async function findByCustomer(
   db: Kysely<DataDb>,
@@ -47,4 +47,57 @@ export async function listPending(db: Kysely<DataDb>): Promise<ErasureTable[]> {
     .where('status', '=', 'pending')
     .orderBy('id')
     .execute();
+}
+
+export async function insertCategoryErasure(
+  db: Kysely<DataDb>,
+  row: CategoryErasureTable,
+): Promise<void> {
+  await db.insertInto('category_erasure').values(row).execute();
+}
+
+/** Completes a pending category erasure; answers how many it completed. */
+export async function completeCategoryErasure(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  id: string,
+  completedAt: string,
+  destroyedKeyIds: readonly string[],
+): Promise<number> {
+  const result = await db
+    .updateTable('category_erasure')
+    .set({
+      status: 'completed',
+      completed_at: completedAt,
+      destroyed_key_ids: JSON.stringify(destroyedKeyIds),
+    })
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+export async function listPendingCategoryErasures(
+  db: Kysely<DataDb>,
+): Promise<CategoryErasureTable[]> {
+  return db
+    .selectFrom('category_erasure')
+    .selectAll()
+    .where('status', '=', 'pending')
+    .orderBy('id')
+    .execute();
+}
+
+export async function findCategoryErasure(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  id: string,
+): Promise<CategoryErasureTable | undefined> {
+  return db
+    .selectFrom('category_erasure')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .executeTakeFirst();
 }

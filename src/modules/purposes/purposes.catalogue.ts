@@ -67,4 +67,34 @@ export const defaultPurposes: readonly PurposeSeed[] = [
       es: 'Guardamos tu nombre, tus datos de contacto y nuestras conversaciones para atender tus solicitudes.',
     },
   },
+  {
+    key: 'payments',
+    lawfulBasis: 'contract',
+    categories: ['payment'],
+    retentionDays: 1825,
+    noticeVersion: '1',
+    name: { en: 'Payments', es: 'Pagos' },
+    description: {
+      en: 'We keep a token of your payment card, never the number itself, to charge what you buy.',
+      es: 'Guardamos un token de tu tarjeta, nunca el número, para cobrar lo que compras.',
+    },
+  },
+  {
+    key: 'health_services',
+    lawfulBasis: 'explicit_consent',
+    categories: ['health'],
+    retentionDays: 365,
+    noticeVersion: '1',
+    name: { en: 'Health services', es: 'Servicios de salud' },
+    description: {
+      en: 'With your explicit consent, we keep the health information you give us to provide the health services you ask for.',
+      es: 'Con tu consentimiento explícito, guardamos la información de salud que nos das para prestarte los servicios de salud que pides.',
+    },
+  },
 ];
+
+/** Categories whose processing needs explicit consent (special categories of data). */
+export const specialCategories: readonly DataCategory[] = ['health'];
+
+export const noticeLanguages = ['en', 'es'] as const;
+export type NoticeLanguage = (typeof noticeLanguages)[number];

@@ -9,17 +9,22 @@ export const permissions = [
   'customers:list',
   'customers:erase',
   'purposes:read',
+  'purposes:manage',
+  'consents:read',
+  'consents:record',
+  'consents:stats',
   'tokens:manage',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
 /**
- * `admin` manages configuration and credentials but reads no personal data; `agent` works
- * with customers; `privacy_officer` also erases; `marketer` sees masked lists; `auditor`
- * reads the audit log (through the CLI for now).
+ * `admin` manages configuration, purposes and credentials but reads no personal data; `agent`
+ * works with customers and records their consent instructions; `privacy_officer` also erases;
+ * `marketer` sees masked lists; `auditor` reads the audit log (through the CLI for now).
+ * Consent statistics hold no personal data.
  */
 export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
-  admin: ['purposes:read', 'tokens:manage'],
+  admin: ['purposes:read', 'purposes:manage', 'consents:stats', 'tokens:manage'],
   privacy_officer: [
     'customers:create',
     'customers:read',
@@ -27,6 +32,9 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'customers:list',
     'customers:erase',
     'purposes:read',
+    'consents:read',
+    'consents:record',
+    'consents:stats',
   ],
   agent: [
     'customers:create',
@@ -34,9 +42,11 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'customers:update',
     'customers:list',
     'purposes:read',
+    'consents:read',
+    'consents:record',
   ],
-  marketer: ['customers:list', 'purposes:read'],
-  auditor: ['purposes:read'],
+  marketer: ['customers:list', 'purposes:read', 'consents:stats'],
+  auditor: ['purposes:read', 'consents:stats'],
 };
 
 export function isRole(value: string): value is Role {

@@ -171,6 +171,88 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           .execute();
       },
     },
+    '0002_consent_ledger': {
+      async up(db: Kysely<unknown>) {
+        // Notice texts per purpose, version and language. Rows are only ever added, so the
+        // text a customer agreed to stays retrievable while any consent refers to it.
+        await db.schema
+          .createTable('purpose_notice')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('purpose_key', 'text', (c) => c.notNull())
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('language', 'text', (c) => c.notNull())
+          .addColumn('lawful_basis', 'text', (c) => c.notNull())
+          .addColumn('categories', 'text', (c) => c.notNull())
+          .addColumn('retention_days', 'integer', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull())
+          .addColumn('content_hash', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('purpose_notice_pk', [
+            'workspace_id',
+            'purpose_key',
+            'version',
+            'language',
+          ])
+          .execute();
+        await db.schema.alterTable('purpose').addColumn('retired_at', 'text').execute();
+        // The ledger's events gain the basis they record, its validity, its evidence, and the
+        // grant a withdrawal or expiry ends. SQLite takes one column per ALTER TABLE.
+        for (const column of [
+          'basis',
+          'starts_at',
+          'expires_at',
+          'reference',
+          'evidence',
+          'ends_id',
+          'actor_type',
+          'actor_id',
+        ]) {
+          await db.schema.alterTable('consent_event').addColumn(column, 'text').execute();
+        }
+        // At most one event ends a grant: two workers expiring the same consent cannot both
+        // succeed. NULLs (grants) are distinct on both dialects.
+        await db.schema
+          .createIndex('consent_event_ends_uq')
+          .on('consent_event')
+          .columns(['workspace_id', 'ends_id'])
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex('consent_event_expiry_idx')
+          .on('consent_event')
+          .columns(['expires_at'])
+          .execute();
+        // The erasure ledger's entries for categories shredded while the customer stays.
+        await db.schema
+          .createTable('category_erasure')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('purpose_key', 'text', (c) => c.notNull())
+          .addColumn('cause', 'text', (c) => c.notNull())
+          .addColumn('event_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('requested_at', 'text', (c) => c.notNull())
+          .addColumn('completed_at', 'text')
+          .addColumn('categories', 'text', (c) => c.notNull())
+          .addColumn('destroyed_key_ids', 'text', (c) => c.notNull())
+          .addColumn('actor_type', 'text', (c) => c.notNull())
+          .addColumn('actor_id', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('category_erasure_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('category_erasure_customer_idx')
+          .on('category_erasure')
+          .columns(['workspace_id', 'customer_id'])
+          .execute();
+        await db.schema
+          .createIndex('category_erasure_status_idx')
+          .on('category_erasure')
+          .columns(['status'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -29,6 +29,21 @@ export interface PurposeTable {
   description_es: string;
   status: string;
   created_at: string;
+  retired_at: string | null;
+}
+
+export interface PurposeNoticeTable {
+  workspace_id: string;
+  purpose_key: string;
+  version: string;
+  language: string;
+  lawful_basis: string;
+  categories: string;
+  retention_days: number;
+  name: string;
+  description: string;
+  content_hash: string;
+  created_at: string;
 }
 
 export interface ConsentEventTable {
@@ -40,6 +55,34 @@ export interface ConsentEventTable {
   method: string;
   event: string;
   at: string;
+  /** The lawful basis recorded (null only on rows written before the ledger had it). */
+  basis: string | null;
+  starts_at: string | null;
+  expires_at: string | null;
+  /** For contracts and other bases: the reference (e.g. contract number), never personal data. */
+  reference: string | null;
+  /** JSON: staff id and document reference, or salted hashes of IP and user agent. */
+  evidence: string | null;
+  /** On `withdrawn` and `expired`: the grant this event ends. */
+  ends_id: string | null;
+  actor_type: string | null;
+  actor_id: string | null;
+}
+
+export interface CategoryErasureTable {
+  workspace_id: string;
+  id: string;
+  customer_id: string;
+  purpose_key: string;
+  cause: string;
+  event_id: string;
+  status: string;
+  requested_at: string;
+  completed_at: string | null;
+  categories: string;
+  destroyed_key_ids: string;
+  actor_type: string;
+  actor_id: string;
 }
 
 export interface CustomerTable {
@@ -116,6 +159,8 @@ export interface DataDb {
   workspace: WorkspaceTable;
   api_token: ApiTokenTable;
   purpose: PurposeTable;
+  purpose_notice: PurposeNoticeTable;
+  category_erasure: CategoryErasureTable;
   consent_event: ConsentEventTable;
   customer: CustomerTable;
   customer_field: CustomerFieldTable;

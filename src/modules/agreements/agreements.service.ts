@@ -1,0 +1,331 @@
+import type { Actor, AppContext } from '../../platform/context.js';
+import type { CategoryErasureTable, ErasureTable } from '../../platform/db/schema.js';
+import { DomainError } from '../../platform/errors.js';
+import { appendAudit, recordAudit } from '../audit/index.js';
+import {
+  agreementsOf,
+  categoriesOf,
+  checkGrant,
+  coveredCategories,
+  endRow,
+  grantRows,
+  insertConsentEvents,
+  isAgreementActive,
+  listEndableGrants,
+  type Agreement,
+  type ConsentGrant,
+  type ConsentMethod,
+  type RequestOrigin,
+} from '../consent/index.js';
+import { describeHoldings, heldCategories } from '../customers/index.js';
+import {
+  beginCategoryErasureIn,
+  beginErasureIn,
+  finishCategoryErasure,
+  finishErasure,
+  type CategoryErasureRecord,
+  type ErasureRecord,
+} from '../erasure/index.js';
+import { cachedPurposes, getPurpose } from '../purposes/index.js';
+
+/**
+ * What ends an agreement, and what that destroys: the data of every category that no remaining
+ * active agreement covers is crypto-shredded at once (keys destroyed, fields and index entries
+ * deleted, an erasure-ledger entry written); when no agreement remains, the customer is erased.
+ */
+
+export interface AgreementEnd {
+  readonly eventId: string;
+  readonly event: 'withdrawn' | 'expired';
+  readonly purpose: string;
+  readonly at: string;
+  /** Categories shredded because nothing covers them any more (empty when none were held). */
+  readonly shredded: CategoryErasureRecord | null;
+  /** Set when the agreement was the customer's last: they were erased entirely. */
+  readonly erasure: ErasureRecord | null;
+}
+
+type Ending =
+  | {
+      readonly kind: 'withdrawn';
+      readonly method: ConsentMethod;
+      readonly documentRef: string | undefined;
+      readonly origin: RequestOrigin | undefined;
+    }
+  | { readonly kind: 'expired'; readonly grantId: string; readonly cause: string };
+
+type Begun =
+  | { readonly skipped: true }
+  | {
+      readonly skipped: false;
+      readonly eventId: string;
+      readonly at: string;
+      readonly categoryErasure: CategoryErasureTable | null;
+      readonly erasure: ErasureTable | null;
+    };
+
+/**
+ * Ends one agreement. In one transaction: the ending event, its audit entry, and either the
+ * intent of a category erasure with the deletion of those categories' rows, or (if nothing
+ * remains) the intent of a full erasure with the deletion of every row. Then keys are destroyed.
+ */
+async function endAgreement(
+  ctx: AppContext,
+  actor: Actor,
+  customerId: string,
+  purposeKey: string,
+  ending: Ending,
+): Promise<AgreementEnd | undefined> {
+  const ws = actor.workspaceId;
+  const holdings = await describeHoldings(ctx, ws, customerId);
+  const purposes = await cachedPurposes(ctx, ws);
+  const begun: Begun = await ctx.data.batch.run(async (scope) => {
+    const now = ctx.clock.now();
+    const at = now.toISOString();
+    const agreements = (await agreementsOf(scope.trx, ws, [customerId])).get(customerId);
+    const current = agreements?.get(purposeKey);
+    if (ending.kind === 'expired') {
+      if (current?.grantId !== ending.grantId || current.endedBy !== null) return { skipped: true };
+    } else if (current === undefined || current.endedBy !== null) {
+      await appendAudit(ctx, scope, actor, {
+        action: 'consent.withdraw',
+        customerId,
+        purpose: purposeKey,
+        outcome: 'denied',
+        reason: current === undefined ? 'never_granted' : `already_${current.endedBy ?? ''}`,
+      });
+      return { skipped: true };
+    }
+    const event = endRow(
+      ctx,
+      actor,
+      customerId,
+      current,
+      ending.kind,
+      ending.kind === 'withdrawn' ? ending.method : null,
+      ending.kind === 'withdrawn' ? ending.origin : undefined,
+      ending.kind === 'withdrawn' ? ending.documentRef : undefined,
+      at,
+    );
+    // The event first: a second worker ending the same grant fails here (one event per grant).
+    await insertConsentEvents(scope.trx, [event]);
+    await appendAudit(ctx, scope, actor, {
+      action: `consent.${ending.kind}`,
+      customerId,
+      purpose: purposeKey,
+      outcome: 'done',
+      reason: `event:${event.id};ends:${current.grantId}${ending.kind === 'expired' ? `;cause:${ending.cause}` : `;method:${ending.method}`}`,
+    });
+    const remaining = [...(agreements?.values() ?? [])].filter(
+      (a: Agreement) =>
+        a.purpose !== purposeKey &&
+        a.endedBy === null &&
+        (a.expiresAt === null || a.expiresAt > at) &&
+        purposes.get(a.purpose)?.status === 'active',
+    );
+    if (remaining.length === 0) {
+      const erasure = await beginErasureIn(ctx, scope, actor, customerId, holdings);
+      return { skipped: false, eventId: event.id, at, categoryErasure: null, erasure };
+    }
+    const covered = coveredCategories(
+      purposes,
+      remaining.filter((a) => isAgreementActive(a, now)),
+    );
+    const held = await heldCategories(ctx, scope.trx, ws, customerId);
+    for (const c of categoriesOf(purposes, current)) held.add(c);
+    const uncovered = [...held].filter((c) => !covered.has(c)).sort();
+    if (uncovered.length === 0) {
+      return { skipped: false, eventId: event.id, at, categoryErasure: null, erasure: null };
+    }
+    const row = await beginCategoryErasureIn(ctx, scope, actor, {
+      customerId,
+      purpose: purposeKey,
+      cause: ending.kind === 'expired' ? ending.cause : 'withdrawn',
+      eventId: event.id,
+      categories: uncovered,
+      keyIds: holdings.keys
+        .filter((k) => (uncovered as string[]).includes(k.category))
+        .map((k) => k.id),
+    });
+    return { skipped: false, eventId: event.id, at, categoryErasure: row, erasure: null };
+  });
+  if (begun.skipped) return undefined;
+  const shredded =
+    begun.categoryErasure === null
+      ? null
+      : await finishCategoryErasure(ctx, actor, begun.categoryErasure);
+  const erasure = begun.erasure === null ? null : await finishErasure(ctx, actor, begun.erasure);
+  return {
+    eventId: begun.eventId,
+    event: ending.kind,
+    purpose: purposeKey,
+    at: begun.at,
+    shredded,
+    erasure,
+  };
+}
+
+/**
+ * Records a customer's withdrawal of one purpose (or the end of another lawful basis) and
+ * shreds, in the same request, what no remaining purpose covers.
+ */
+export async function withdrawAgreement(
+  ctx: AppContext,
+  actor: Actor,
+  customerId: string,
+  purposeKey: string,
+  input: { readonly method: ConsentMethod; readonly documentRef?: string | undefined },
+  origin?: RequestOrigin,
+): Promise<AgreementEnd> {
+  const purposes = await cachedPurposes(ctx, actor.workspaceId);
+  if (purposes.get(purposeKey) === undefined) {
+    await recordAudit(ctx, actor, {
+      action: 'consent.withdraw',
+      customerId,
+      purpose: purposeKey,
+      outcome: 'denied',
+      reason: 'purpose_unknown',
+    });
+    getPurpose(purposes, purposeKey, 'params.purpose');
+  }
+  if ((input.method === 'staff_recorded' || input.method === 'paper') && !input.documentRef) {
+    throw new DomainError('invalid_input', 'This method needs the reference of its document.', {
+      fields: ['body.documentRef'],
+    });
+  }
+  const holdings = await describeHoldings(ctx, actor.workspaceId, customerId);
+  if (!holdings.exists) {
+    await recordAudit(ctx, actor, {
+      action: 'consent.withdraw',
+      customerId,
+      purpose: purposeKey,
+      outcome: 'denied',
+      reason: 'not_found',
+    });
+    throw new DomainError('not_found', 'No such customer.');
+  }
+  const ended = await endAgreement(ctx, actor, customerId, purposeKey, {
+    kind: 'withdrawn',
+    method: input.method,
+    documentRef: input.documentRef,
+    origin,
+  });
+  if (ended === undefined) {
+    throw new DomainError(
+      'consent_not_active',
+      'The customer has no active agreement for this purpose; nothing was changed.',
+    );
+  }
+  return ended;
+}
+
+/**
+ * Records new agreements for an existing customer. A grant identical to the active one (same
+ * purpose and notice version) is idempotent: no second event. Answers the events written.
+ */
+export async function grantAgreements(
+  ctx: AppContext,
+  actor: Actor,
+  customerId: string,
+  grants: readonly ConsentGrant[],
+  origin?: RequestOrigin,
+): Promise<{ granted: { purpose: string; eventId: string; created: boolean }[] }> {
+  const purposes = await cachedPurposes(ctx, actor.workspaceId);
+  const now = ctx.clock.now();
+  const seen = new Set<string>();
+  const checked = grants.map((grant, i) => {
+    const { terms } = checkGrant(purposes, grant, `body.consents.${i}`, now);
+    if (seen.has(grant.purpose)) {
+      throw new DomainError('invalid_input', 'A purpose is named twice.', {
+        fields: [`body.consents.${i}.purpose`],
+      });
+    }
+    seen.add(grant.purpose);
+    return { grant, terms };
+  });
+  const holdings = await describeHoldings(ctx, actor.workspaceId, customerId);
+  if (!holdings.exists) {
+    await recordAudit(ctx, actor, {
+      action: 'consent.grant',
+      customerId,
+      outcome: 'denied',
+      reason: 'not_found',
+    });
+    throw new DomainError('not_found', 'No such customer.');
+  }
+  const at = now.toISOString();
+  return ctx.data.batch.run(async (scope) => {
+    const current =
+      (await agreementsOf(scope.trx, actor.workspaceId, [customerId])).get(customerId) ??
+      new Map<string, Agreement>();
+    const result: { purpose: string; eventId: string; created: boolean }[] = [];
+    const fresh = checked.filter(({ grant }) => {
+      const a = current.get(grant.purpose);
+      const same =
+        a !== undefined &&
+        a.endedBy === null &&
+        isAgreementActive(a, now) &&
+        a.noticeVersion === grant.noticeVersion &&
+        (grant.expiresAt === undefined || a.expiresAt === new Date(grant.expiresAt).toISOString());
+      if (same) result.push({ purpose: grant.purpose, eventId: a.grantId, created: false });
+      return !same;
+    });
+    const rows = grantRows(ctx, actor, customerId, fresh, origin, at);
+    await insertConsentEvents(scope.trx, rows);
+    for (const r of rows) {
+      result.push({ purpose: r.purpose_key, eventId: r.id, created: true });
+      await appendAudit(ctx, scope, actor, {
+        action: 'consent.granted',
+        customerId,
+        purpose: r.purpose_key,
+        outcome: 'done',
+        reason: `event:${r.id};notice:${r.notice_version};method:${r.method}`,
+      });
+    }
+    return { granted: result };
+  });
+}
+
+/**
+ * The expiry job: ends every current agreement that has run out or whose purpose was retired,
+ * and shreds what that leaves uncovered. Safe with several processes on one PostgreSQL
+ * database: at most one event can end a grant, so exactly one worker processes each.
+ */
+export async function sweepAgreements(
+  ctx: AppContext,
+  only?: { readonly workspaceId: string; readonly purposeKey: string; readonly actor?: Actor },
+): Promise<{ ended: number; skipped: number }> {
+  let ended = 0;
+  let skipped = 0;
+  const tried = new Set<string>();
+  for (;;) {
+    const due = (await listEndableGrants(ctx.data.db, ctx.clock.now(), 100, only)).filter(
+      (g) => !tried.has(g.grantId),
+    );
+    if (due.length === 0) break;
+    for (const g of due) {
+      tried.add(g.grantId);
+      const actor: Actor = only?.actor ?? {
+        type: 'system',
+        id: 'consent-expiry',
+        role: null,
+        workspaceId: g.workspaceId,
+        requestId: null,
+      };
+      try {
+        const result = await endAgreement(ctx, actor, g.customerId, g.purpose, {
+          kind: 'expired',
+          grantId: g.grantId,
+          cause: only === undefined ? 'expired' : 'purpose_retired',
+        });
+        if (result === undefined) skipped += 1;
+        else ended += 1;
+      } catch (error) {
+        // Most often another worker ended this grant first (the one-event-per-grant index).
+        skipped += 1;
+        ctx.logger.debug({ err: error, grant: g.grantId }, 'agreement not ended here');
+      }
+    }
+  }
+  return { ended, skipped };
+}
