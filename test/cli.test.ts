@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../src/platform/crypto/index.js';
-import { authHeader, countCanary, startRuntime } from '../src/testing/harness.js';
+import { authHeader, countCanary, startRuntime, TestClock } from '../src/testing/harness.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cliPath = path.join(root, 'dist', 'src', 'cli', 'main.js');
@@ -140,6 +140,7 @@ describe('custodia CLI (built, as a process)', () => {
       'keys rotate',
       'keys status',
       'keys retire',
+      'consent expire',
     ])('%s --help exits 0 and documents --data-dir', async (command, { expect }) => {
       const r = await cli([...command.split(' '), '--help']);
       expect(r.code).toBe(0);
@@ -178,6 +179,49 @@ describe('custodia CLI (built, as a process)', () => {
       (db) => db.prepare('select count(*) as n from api_token').get() as { n: number },
     );
     expect(count.n).toBe(0);
+  });
+
+  it('consent expire ends lapsed agreements and shreds what they alone covered', async () => {
+    const dir = await initialised();
+    // The test clock runs in January 2026, so an expiry a week after it has passed for the CLI.
+    const clock = new TestClock();
+    const expiresAt = new Date(clock.now().getTime() + 7 * 86_400_000).toISOString();
+    const rt = await startRuntime('sqlite', { clock, config: { dataDir: dir } });
+    let id = '';
+    try {
+      const res = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/customers',
+        headers: authHeader(await rt.token('agent')),
+        payload: {
+          consents: [
+            { purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' },
+            { purpose: 'personalized_offers', noticeVersion: '1', method: 'web_form', expiresAt },
+          ],
+          identity: { givenName: 'Leocadia' },
+          preferences: { interests: ['canary-lapsed-interest'] },
+        },
+      });
+      expect(res.statusCode, res.body).toBe(201);
+      id = res.json<{ id: string }>().id;
+    } finally {
+      await rt.close();
+    }
+    expect(await ok(['consent', 'expire', '--data-dir', dir])).toBe('ended 1 agreements\n');
+    expect(await ok(['consent', 'expire', '--data-dir', dir])).toBe('ended 0 agreements\n');
+    const left = withDataDb(dir, (db) => ({
+      fields: db
+        .prepare('select category from customer_field where customer_id = ? order by category')
+        .all(id),
+      shredded: db
+        .prepare('select categories, status, cause from category_erasure where customer_id = ?')
+        .all(id),
+    }));
+    expect(left).toEqual({
+      fields: [{ category: 'identity' }],
+      shredded: [{ categories: '["preferences"]', status: 'completed', cause: 'expired' }],
+    });
+    expect(await ok(['audit', 'verify', '--data-dir', dir])).toMatch(/^audit chain ok/);
   });
 
   it('audit verify passes on a sound chain and names sequence number 1 once it is edited', async () => {

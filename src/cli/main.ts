@@ -10,6 +10,7 @@ import {
 import { REFRESH_MS } from '../platform/crypto/index.js';
 import { isDomainError } from '../platform/errors.js';
 import { closeContext, createServer, openContext } from '../main.js';
+import { sweepAgreements } from '../modules/agreements/index.js';
 import { verifyAuditChain } from '../modules/audit/index.js';
 import { countDataKeysByKekVersion, rewrapDataKeys } from '../modules/customers/index.js';
 import { createApiToken, hasActiveToken, roles } from '../modules/staff/index.js';
@@ -147,6 +148,22 @@ withConfigOptions(audit.command('verify'))
         );
         process.exitCode = 1;
       }
+    } finally {
+      await closeContext(ctx);
+    }
+  });
+
+const consent = program.command('consent').description('the consent ledger');
+withConfigOptions(consent.command('expire'))
+  .description(
+    'end every agreement that has lapsed or whose purpose is retired, shredding what nothing else covers (what serve does every --expiry-sweep-seconds)',
+  )
+  .action(async (_opts, cmd: Command) => {
+    const config = configFrom(cmd);
+    const ctx = await openContext(config, { createKeyring: false });
+    try {
+      const { ended } = await sweepAgreements(ctx);
+      process.stdout.write(`ended ${ended} agreements\n`);
     } finally {
       await closeContext(ctx);
     }

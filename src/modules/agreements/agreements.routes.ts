@@ -59,6 +59,7 @@ export function agreementRoutes(ctx: AppContext): RouteDefinition[] {
       summary: "A customer's current agreement per purpose, and the full ledger history",
       tags: ['consents'],
       errors: [400, 401, 403, 404, 503],
+      personalData: true,
       schema: {
         params: customerParams,
         response: {
