@@ -4,7 +4,6 @@ import { DomainError } from '../../platform/errors.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import {
   agreementsOf,
-  categoriesOf,
   checkGrant,
   coveredCategories,
   endRow,
@@ -132,7 +131,6 @@ async function endAgreement(
       remaining.filter((a) => isAgreementActive(a, now)),
     );
     const held = await heldCategories(ctx, scope.trx, ws, customerId);
-    for (const c of categoriesOf(purposes, current)) held.add(c);
     const uncovered = [...held].filter((c) => !covered.has(c)).sort();
     if (uncovered.length === 0) {
       return { skipped: false, eventId: event.id, at, categoryErasure: null, erasure: null };

@@ -243,3 +243,16 @@ function parseFields(text: string): string[] {
 export async function countAuditEntries(db: Kysely<DataDb>): Promise<number> {
   return store.countEntries(db);
 }
+
+/**
+ * Counts of one action per month, from the chain: it outlives erasure, which removes a
+ * customer's other records, so counts taken here include erased customers.
+ */
+export async function countActionPerMonth(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  action: string,
+  outcome: AuditOutcome,
+): Promise<{ month: string; count: number }[]> {
+  return store.countActionPerMonth(db, workspaceId, action, outcome);
+}

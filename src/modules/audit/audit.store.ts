@@ -114,3 +114,24 @@ export async function countEntries(db: Kysely<DataDb>): Promise<number> {
     .executeTakeFirstOrThrow();
   return row.n;
 }
+
+/** How many entries of one action and outcome each calendar month (UTC) holds. */
+export async function countActionPerMonth(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  action: string,
+  outcome: string,
+): Promise<{ month: string; count: number }[]> {
+  const rows = await db
+    .selectFrom('audit_entry')
+    .select('at')
+    .where('workspace_id', '=', workspaceId)
+    .where('action', '=', action)
+    .where('outcome', '=', outcome)
+    .execute();
+  const months = new Map<string, number>();
+  for (const r of rows) months.set(r.at.slice(0, 7), (months.get(r.at.slice(0, 7)) ?? 0) + 1);
+  return [...months]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([month, count]) => ({ month, count }));
+}

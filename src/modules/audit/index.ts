@@ -5,6 +5,7 @@
  */
 export {
   appendAudit,
+  countActionPerMonth,
   countAuditEntries,
   recordAudit,
   verifyAuditChain,

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Actor, AppContext } from '../../platform/context.js';
 import type { ConsentEventTable, DataDb } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
+import { countActionPerMonth } from '../audit/index.js';
 import { newId } from '../../platform/ids.js';
 import {
   getPurpose,
@@ -391,7 +392,10 @@ export interface ConsentStats {
   readonly withdrawalsPerMonth: { readonly month: string; readonly count: number }[];
 }
 
-/** Counts only: current state per purpose, and withdrawals per calendar month (UTC). */
+/**
+ * Counts only: current state per purpose (of customers still held), and withdrawals per
+ * calendar month (UTC), erased customers' included.
+ */
 export async function consentStats(
   db: Kysely<DataDb>,
   workspaceId: string,
@@ -413,17 +417,10 @@ export async function consentStats(
       c[stateOf(a, now)] += 1;
     }
   }
-  const months = new Map<string, number>();
-  for (const r of rows) {
-    if (r.event !== 'withdrawn') continue;
-    const month = r.at.slice(0, 7);
-    months.set(month, (months.get(month) ?? 0) + 1);
-  }
   return {
     purposes: [...counts.values()].sort((a, b) => a.purpose.localeCompare(b.purpose)),
-    withdrawalsPerMonth: [...months]
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([month, count]) => ({ month, count })),
+    // From the audit chain: a withdrawal that erased the customer took its ledger rows along.
+    withdrawalsPerMonth: await countActionPerMonth(db, workspaceId, 'consent.withdrawn', 'done'),
   };
 }
 
