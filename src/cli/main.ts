@@ -7,6 +7,7 @@ import {
   type ConfigInput,
   type SettingName,
 } from '../platform/config.js';
+import { systemActor } from '../platform/context.js';
 import { REFRESH_MS } from '../platform/crypto/index.js';
 import { isDomainError } from '../platform/errors.js';
 import { closeContext, createServer, openContext } from '../main.js';
@@ -114,11 +115,10 @@ withConfigOptions(token.command('create'))
     const ctx = await openContext(config, { createKeyring: true });
     try {
       const workspaceId = await getWorkspaceByName(ctx, opts.workspace);
-      const created = await createApiToken(
-        ctx,
-        { type: 'system', id: 'cli', role: null, workspaceId, requestId: null },
-        { role: opts.role, label: opts.label },
-      );
+      const created = await createApiToken(ctx, systemActor('cli', workspaceId), {
+        role: opts.role,
+        label: opts.label,
+      });
       process.stderr.write(
         `created ${opts.role} token ${created.id} in workspace ${opts.workspace}; keep it secret:\n`,
       );

@@ -27,3 +27,8 @@ export interface Actor {
   readonly workspaceId: string;
   readonly requestId: string | null;
 }
+
+/** The system itself acting (a job, a resumed erasure, the operator's CLI) in a workspace. */
+export function systemActor(id: string, workspaceId: string): Actor {
+  return { type: 'system', id, role: null, workspaceId, requestId: null };
+}

@@ -1,4 +1,4 @@
-import type { Actor, AppContext } from '../../platform/context.js';
+import { systemActor, type Actor, type AppContext } from '../../platform/context.js';
 import type { CategoryErasureTable, ErasureTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
@@ -303,13 +303,7 @@ export async function sweepAgreements(
     if (due.length === 0) break;
     for (const g of due) {
       tried.add(g.grantId);
-      const actor: Actor = only?.actor ?? {
-        type: 'system',
-        id: 'consent-expiry',
-        role: null,
-        workspaceId: g.workspaceId,
-        requestId: null,
-      };
+      const actor: Actor = only?.actor ?? systemActor('consent-expiry', g.workspaceId);
       try {
         const result = await endAgreement(ctx, actor, g.customerId, g.purpose, {
           kind: 'expired',

@@ -14,6 +14,19 @@ const insertEventRows = prepared((db: Kysely<DataDb>, rows: readonly ConsentEven
   db.insertInto('consent_event').values([...rows]),
 );
 
+/** What deriving the current agreements needs from each event. */
+const summaryColumns = [
+  'customer_id',
+  'purpose_key',
+  'event',
+  'id',
+  'notice_version',
+  'basis',
+  'starts_at',
+  'expires_at',
+  'ends_id',
+] as const;
+
 export type EventSummary = Pick<
   ConsentEventTable,
   | 'customer_id'
@@ -41,17 +54,7 @@ const selectEvents = prepared(
   (db: Kysely<DataDb>, workspaceId: string, customerIds: readonly string[]) =>
     db
       .selectFrom('consent_event')
-      .select([
-        'customer_id',
-        'purpose_key',
-        'event',
-        'id',
-        'notice_version',
-        'basis',
-        'starts_at',
-        'expires_at',
-        'ends_id',
-      ])
+      .select(summaryColumns)
       .where('workspace_id', '=', workspaceId)
       .where('customer_id', 'in', customerIds)
       .orderBy('customer_id')
@@ -78,18 +81,7 @@ export async function listWorkspaceEvents(
 ): Promise<(EventSummary & Pick<ConsentEventTable, 'at'>)[]> {
   return db
     .selectFrom('consent_event')
-    .select([
-      'customer_id',
-      'purpose_key',
-      'event',
-      'id',
-      'notice_version',
-      'basis',
-      'starts_at',
-      'expires_at',
-      'ends_id',
-      'at',
-    ])
+    .select([...summaryColumns, 'at'])
     .where('workspace_id', '=', workspaceId)
     .orderBy('customer_id')
     .orderBy('id')

@@ -1,4 +1,4 @@
-import type { Actor, AppContext } from '../../platform/context.js';
+import { systemActor, type Actor, type AppContext } from '../../platform/context.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
 import type { CategoryErasureTable, DataDb } from '../../platform/db/schema.js';
 import { newId } from '../../platform/ids.js';
@@ -131,17 +131,7 @@ export async function beginCategoryErasureIn(
 export async function resumePendingCategoryErasures(ctx: AppContext): Promise<number> {
   const pending = await store.listPendingCategoryErasures(ctx.data.db);
   for (const row of pending) {
-    await finishCategoryErasure(
-      ctx,
-      {
-        type: 'system',
-        id: 'erasure-resume',
-        role: null,
-        workspaceId: row.workspace_id,
-        requestId: null,
-      },
-      row,
-    );
+    await finishCategoryErasure(ctx, systemActor('erasure-resume', row.workspace_id), row);
   }
   return pending.length;
 }

@@ -1,4 +1,4 @@
-import type { Actor, AppContext } from '../../platform/context.js';
+import { systemActor, type Actor, type AppContext } from '../../platform/context.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
 import type { DataDb, ErasureTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
@@ -158,17 +158,7 @@ export async function finishErasure(
 export async function resumePendingErasures(ctx: AppContext): Promise<number> {
   const pending = await store.listPending(ctx.data.db);
   for (const row of pending) {
-    await finish(
-      ctx,
-      {
-        type: 'system',
-        id: 'erasure-resume',
-        role: null,
-        workspaceId: row.workspace_id,
-        requestId: null,
-      },
-      row,
-    );
+    await finish(ctx, systemActor('erasure-resume', row.workspace_id), row);
   }
   return pending.length;
 }
