@@ -85,13 +85,18 @@ async function endAgreement(
     const current = agreements?.get(purposeKey);
     if (ending.kind === 'expired') {
       if (current?.grantId !== ending.grantId || current.endedBy !== null) return { skipped: true };
-    } else if (current === undefined || current.endedBy !== null) {
+    } else if (
+      current === undefined ||
+      current.endedBy !== null ||
+      (current.expiresAt !== null && current.expiresAt <= at)
+    ) {
+      // Nothing to withdraw: never granted, already ended, or lapsed (the expiry job ends it).
       await appendAudit(ctx, scope, actor, {
         action: 'consent.withdraw',
         customerId,
         purpose: purposeKey,
         outcome: 'denied',
-        reason: current === undefined ? 'never_granted' : `already_${current.endedBy ?? ''}`,
+        reason: current === undefined ? 'never_granted' : `already_${current.endedBy ?? 'expired'}`,
       });
       return { skipped: true };
     }
@@ -217,9 +222,13 @@ export async function withdrawAgreement(
   return ended;
 }
 
+function isoOrNull(value: string | undefined): string | null {
+  return value === undefined ? null : new Date(value).toISOString();
+}
+
 /**
  * Records new agreements for an existing customer. A grant identical to the active one (same
- * purpose and notice version) is idempotent: no second event. Answers the events written.
+ * notice version, validity and reference) is idempotent: no second event. Answers the events written.
  */
 export async function grantAgreements(
   ctx: AppContext,
@@ -259,12 +268,14 @@ export async function grantAgreements(
     const result: { purpose: string; eventId: string; created: boolean }[] = [];
     const fresh = checked.filter(({ grant }) => {
       const a = current.get(grant.purpose);
+      // Idempotent only when every term is the same; a renewal with new terms is a new grant.
       const same =
         a !== undefined &&
-        a.endedBy === null &&
         isAgreementActive(a, now) &&
         a.noticeVersion === grant.noticeVersion &&
-        (grant.expiresAt === undefined || a.expiresAt === new Date(grant.expiresAt).toISOString());
+        a.startsAt === isoOrNull(grant.startsAt) &&
+        a.expiresAt === isoOrNull(grant.expiresAt) &&
+        a.reference === (grant.reference ?? null);
       if (same) result.push({ purpose: grant.purpose, eventId: a.grantId, created: false });
       return !same;
     });

@@ -55,6 +55,7 @@ export interface Agreement {
   readonly basis: LawfulBasis | null;
   readonly startsAt: string | null;
   readonly expiresAt: string | null;
+  readonly reference: string | null;
   /** The kind of event that ended the grant, if one did. */
   readonly endedBy: 'withdrawn' | 'expired' | null;
 }
@@ -88,6 +89,7 @@ function derive(events: readonly store.EventSummary[]): Map<string, Map<string, 
       basis: e.basis as LawfulBasis | null,
       startsAt: e.starts_at,
       expiresAt: e.expires_at,
+      reference: e.reference,
       endedBy: ended.get(e.id) ?? null,
     });
   }

@@ -24,6 +24,7 @@ const summaryColumns = [
   'basis',
   'starts_at',
   'expires_at',
+  'reference',
   'ends_id',
 ] as const;
 
@@ -37,6 +38,7 @@ export type EventSummary = Pick<
   | 'basis'
   | 'starts_at'
   | 'expires_at'
+  | 'reference'
   | 'ends_id'
 >;
 

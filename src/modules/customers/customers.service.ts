@@ -356,6 +356,7 @@ export async function createCustomer(
     basis: null,
     startsAt: g.starts_at,
     expiresAt: g.expires_at,
+    reference: g.reference,
     endedBy: null,
   }));
   const missing = uncoveredFields(

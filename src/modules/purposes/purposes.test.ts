@@ -94,6 +94,37 @@ const grant = (purpose: string, noticeVersion = '1') => ({
   method: 'web_form',
 });
 
+describe('noticeContentHash', () => {
+  it('changes with every term and text the customer is shown, and not with the order of categories', () => {
+    const base = {
+      purpose: 'newsletter',
+      version: '1',
+      language: 'en',
+      lawfulBasis: 'consent',
+      categories: ['contact', 'preferences'],
+      retentionDays: 365,
+      name: 'Newsletter',
+      description: 'We send you our newsletter.',
+    } as const;
+    const hash = noticeContentHash(base);
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(noticeContentHash({ ...base, categories: ['preferences', 'contact'] })).toBe(hash);
+    const variants = [
+      { purpose: 'newsletters' },
+      { version: '2' },
+      { language: 'es' },
+      { lawfulBasis: 'legitimate_interest' },
+      { categories: ['contact'] },
+      { retentionDays: 366 },
+      { name: 'Newsletters' },
+      { description: 'We send you our newsletter monthly.' },
+    ] as const;
+    for (const change of variants) {
+      expect(noticeContentHash({ ...base, ...change }), JSON.stringify(change)).not.toBe(hash);
+    }
+  });
+});
+
 let seq = 0;
 
 forEachDialect((dialect) => {
@@ -566,6 +597,8 @@ forEachDialect((dialect) => {
         expect(res.json<ErrorBody>().error.code).toBe('purpose_retired');
       }
 
+      // Retired, but its notices remain: they prove what the ended agreements referred to.
+      expect(await notices(r.key)).toHaveLength(2);
       expect(await auditOf('purpose.retire', r.key)).toEqual([
         expect.objectContaining({ outcome: 'done', actor_role: 'admin' }),
       ]);
