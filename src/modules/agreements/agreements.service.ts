@@ -16,7 +16,7 @@ import {
   type ConsentMethod,
   type RequestOrigin,
 } from '../consent/index.js';
-import { describeHoldings, heldCategories } from '../customers/index.js';
+import { describeHoldings, heldCategories, lockCustomer } from '../customers/index.js';
 import {
   beginCategoryErasureIn,
   beginErasureIn,
@@ -81,6 +81,8 @@ async function endAgreement(
   const begun: Begun = await ctx.data.batch.run(async (scope) => {
     const now = ctx.clock.now();
     const at = now.toISOString();
+    // The lock first: what is read after it is what the other writers committed.
+    if (!(await lockCustomer(ctx, scope.trx, ws, customerId))) return { skipped: true };
     const agreements = (await agreementsOf(scope.trx, ws, [customerId])).get(customerId);
     const current = agreements?.get(purposeKey);
     if (ending.kind === 'expired') {
@@ -261,7 +263,8 @@ export async function grantAgreements(
     throw new DomainError('not_found', 'No such customer.');
   }
   const at = now.toISOString();
-  return ctx.data.batch.run(async (scope) => {
+  const granted = await ctx.data.batch.run(async (scope) => {
+    if (!(await lockCustomer(ctx, scope.trx, actor.workspaceId, customerId))) return undefined;
     const current =
       (await agreementsOf(scope.trx, actor.workspaceId, [customerId])).get(customerId) ??
       new Map<string, Agreement>();
@@ -293,6 +296,8 @@ export async function grantAgreements(
     }
     return { granted: result };
   });
+  if (granted === undefined) throw new DomainError('not_found', 'No such customer.');
+  return granted;
 }
 
 /**

@@ -606,7 +606,12 @@ export async function updateCustomer(
   let outcome: { id: string; updatedAt: string } | Denied;
   try {
     outcome = await ctx.data.batch.run(async (scope) => {
-      const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
+      const customer = await store.findCustomerForUpdate(
+        scope.trx,
+        ctx.data.dialect,
+        actor.workspaceId,
+        id,
+      );
       if (customer === undefined) {
         await appendAudit(ctx, scope, actor, {
           action: 'customer.update',
@@ -743,6 +748,22 @@ export async function heldCategories(
     ...keys.map((k) => k.category),
     ...fields.map((f) => f.category),
   ] as DataCategory[]);
+}
+
+/**
+ * Locks the customer for the rest of the caller's transaction (see the store); answers whether
+ * the customer exists. Every unit that changes a customer's agreements takes it first.
+ */
+export async function lockCustomer(
+  ctx: Ctx,
+  trx: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<boolean> {
+  return (
+    (await store.findCustomerForUpdate(trx, ctx.data.dialect, workspaceId, customerId)) !==
+    undefined
+  );
 }
 
 /** Deletes the fields of these categories and their index entries, in the caller's unit. */

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { DialectName } from '../../platform/db/database.js';
 import { prepared } from '../../platform/db/prepared.js';
 import type {
   BlindIndexTable,
@@ -24,6 +25,27 @@ const selectCustomer = prepared((db: Kysely<DataDb>, workspaceId: string, id: st
     .where('workspace_id', '=', workspaceId)
     .where('id', '=', id),
 );
+
+/**
+ * The customer row, locked until the transaction ends (PostgreSQL `FOR UPDATE`), so that changes
+ * to one customer's agreements and data from several processes happen one after another. SQLite
+ * needs no lock: a process has one writer and its transactions run one at a time.
+ */
+export async function findCustomerForUpdate(
+  db: Kysely<DataDb>,
+  dialect: DialectName,
+  workspaceId: string,
+  id: string,
+): Promise<CustomerTable | undefined> {
+  if (dialect === 'sqlite') return findCustomer(db, workspaceId, id);
+  return db
+    .selectFrom('customer')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+}
 
 const insertCustomerRow = prepared((db: Kysely<DataDb>, row: CustomerTable) =>
   db.insertInto('customer').values(row),

@@ -12,6 +12,7 @@ export {
   destroyCategoryKeys,
   destroyCustomerKeys,
   heldCategories,
+  lockCustomer,
   listCustomers,
   readCustomer,
   rewrapDataKeys,

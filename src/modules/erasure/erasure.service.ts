@@ -5,7 +5,12 @@ import { DomainError } from '../../platform/errors.js';
 import { newId, type ErasureId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import { deleteConsentsOf } from '../consent/index.js';
-import { deleteCustomerData, describeHoldings, destroyCustomerKeys } from '../customers/index.js';
+import {
+  deleteCustomerData,
+  describeHoldings,
+  destroyCustomerKeys,
+  lockCustomer,
+} from '../customers/index.js';
 import * as store from './erasure.store.js';
 
 export interface ErasureRecord {
@@ -117,6 +122,7 @@ export async function beginErasureIn(
   customerId: string,
   holdings: { readonly categories: readonly string[]; readonly keyIds: readonly string[] },
 ): Promise<ErasureTable> {
+  await lockCustomer(ctx, scope.trx, actor.workspaceId, customerId);
   const raced = await store.findByCustomer(scope.trx, actor.workspaceId, customerId);
   if (raced !== undefined) return raced;
   const row: ErasureTable = {
