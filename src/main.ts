@@ -15,6 +15,7 @@ import {
   erasureRoutes,
   resumePendingCategoryErasures,
   resumePendingErasures,
+  shreddedKeyIds,
 } from './modules/erasure/index.js';
 import { agreementRoutes, startExpirySweep, sweepAgreements } from './modules/agreements/index.js';
 import { purposeRoutes, seedDefaultPurposes } from './modules/purposes/index.js';
@@ -97,7 +98,12 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
         afterRetire: async (actor, purposeKey) =>
           (await sweepAgreements(ctx, { workspaceId: actor.workspaceId, purposeKey, actor })).ended,
       }),
-      ...customerRoutes(ctx),
+      ...customerRoutes(ctx, {
+        settle: async (workspaceId, customerId) => {
+          await resumePendingCategoryErasures(ctx, { workspaceId, customerId });
+        },
+        destroyedKeyIds: shreddedKeyIds,
+      }),
       ...agreementRoutes(ctx),
       ...erasureRoutes(ctx),
       ...staffRoutes(ctx),

@@ -7,6 +7,7 @@ export const errorStatus = {
   not_found: 404,
   unknown_purpose: 400,
   unknown_notice_version: 400,
+  notice_outdated: 409,
   purpose_retired: 409,
   consent_not_active: 409,
   consent_missing: 409,

@@ -31,6 +31,7 @@ const supportUntil = (expiresAt: Date) =>
     purpose: 'customer_support',
     noticeVersion: '1',
     method: 'phone',
+    documentRef: 'CALL-2026-0001',
     expiresAt: expiresAt.toISOString(),
   }) as const;
 

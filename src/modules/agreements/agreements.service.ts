@@ -11,6 +11,7 @@ import {
   insertConsentEvents,
   isAgreementActive,
   listEndableGrants,
+  needsDocument,
   type Agreement,
   type ConsentGrant,
   type ConsentMethod,
@@ -22,10 +23,11 @@ import {
   beginErasureIn,
   finishCategoryErasure,
   finishErasure,
+  resumePendingCategoryErasures,
   type CategoryErasureRecord,
   type ErasureRecord,
 } from '../erasure/index.js';
-import { cachedPurposes, getPurpose } from '../purposes/index.js';
+import { cachedPurposes, getPurpose, loadPurposes } from '../purposes/index.js';
 
 /**
  * What ends an agreement, and what that destroys: the data of every category that no remaining
@@ -76,7 +78,6 @@ async function endAgreement(
   ending: Ending,
 ): Promise<AgreementEnd | undefined> {
   const ws = actor.workspaceId;
-  const holdings = await describeHoldings(ctx, ws, customerId);
   const purposes = await cachedPurposes(ctx, ws);
   const begun: Begun = await ctx.data.batch.run(async (scope) => {
     const now = ctx.clock.now();
@@ -102,6 +103,8 @@ async function endAgreement(
       });
       return { skipped: true };
     }
+    // Read after the lock: what this customer holds now, and the keys to destroy with it.
+    const holdings = await describeHoldings(ctx, ws, customerId);
     const event = endRow(
       ctx,
       actor,
@@ -193,7 +196,7 @@ export async function withdrawAgreement(
     });
     getPurpose(purposes, purposeKey, 'params.purpose');
   }
-  if ((input.method === 'staff_recorded' || input.method === 'paper') && !input.documentRef) {
+  if (needsDocument(input.method) && input.documentRef === undefined) {
     throw new DomainError('invalid_input', 'This method needs the reference of its document.', {
       fields: ['body.documentRef'],
     });
@@ -265,6 +268,19 @@ export async function grantAgreements(
   const at = now.toISOString();
   const granted = await ctx.data.batch.run(async (scope) => {
     if (!(await lockCustomer(ctx, scope.trx, actor.workspaceId, customerId))) return undefined;
+    // The purposes as committed now: a retirement by another process is not missed.
+    const committed = await loadPurposes(scope.trx, actor.workspaceId);
+    checked.forEach(({ grant }, i) => {
+      if (committed.get(grant.purpose)?.status !== 'active') {
+        throw new DomainError(
+          'purpose_retired',
+          'This purpose is retired; nobody can agree to it.',
+          {
+            fields: [`body.consents.${i}.purpose`],
+          },
+        );
+      }
+    });
     const current =
       (await agreementsOf(scope.trx, actor.workspaceId, [customerId])).get(customerId) ??
       new Map<string, Agreement>();
@@ -279,8 +295,22 @@ export async function grantAgreements(
         a.startsAt === isoOrNull(grant.startsAt) &&
         a.expiresAt === isoOrNull(grant.expiresAt) &&
         a.reference === (grant.reference ?? null);
-      if (same) result.push({ purpose: grant.purpose, eventId: a.grantId, created: false });
-      return !same;
+      if (same) {
+        result.push({ purpose: grant.purpose, eventId: a.grantId, created: false });
+        return false;
+      }
+      // A grant replaces the current one at once; one that starts later would leave the data
+      // covered by nothing until then. Renew from now instead.
+      if (a !== undefined && isAgreementActive(a, now) && isoOrNull(grant.startsAt) !== null) {
+        if ((isoOrNull(grant.startsAt) ?? '') > now.toISOString()) {
+          throw new DomainError(
+            'conflict',
+            'An active agreement for this purpose exists; a renewal must start now.',
+            { fields: ['body.consents'] },
+          );
+        }
+      }
+      return true;
     });
     const rows = grantRows(ctx, actor, customerId, fresh, origin, at);
     await insertConsentEvents(scope.trx, rows);
@@ -312,6 +342,8 @@ export async function sweepAgreements(
   let ended = 0;
   let skipped = 0;
   const tried = new Set<string>();
+  // Category erasures a failure left half-done (keys not yet destroyed) are finished first.
+  if (only === undefined) await resumePendingCategoryErasures(ctx);
   for (;;) {
     const due = (await listEndableGrants(ctx.data.db, ctx.clock.now(), 100, only)).filter(
       (g) => !tried.has(g.grantId),
@@ -321,17 +353,18 @@ export async function sweepAgreements(
       tried.add(g.grantId);
       const actor: Actor = only?.actor ?? systemActor('consent-expiry', g.workspaceId);
       try {
+        const retired = (await cachedPurposes(ctx, g.workspaceId)).get(g.purpose)?.status;
         const result = await endAgreement(ctx, actor, g.customerId, g.purpose, {
           kind: 'expired',
           grantId: g.grantId,
-          cause: only === undefined ? 'expired' : 'purpose_retired',
+          cause: only !== undefined || retired === 'retired' ? 'purpose_retired' : 'expired',
         });
+        // Undefined: another worker ended it first (it saw the grant ended once it had the lock).
         if (result === undefined) skipped += 1;
         else ended += 1;
       } catch (error) {
-        // Most often another worker ended this grant first (the one-event-per-grant index).
         skipped += 1;
-        ctx.logger.debug({ err: error, grant: g.grantId }, 'agreement not ended here');
+        ctx.logger.error({ err: error, grant: g.grantId }, 'could not end a lapsed agreement');
       }
     }
   }

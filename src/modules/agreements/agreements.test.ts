@@ -15,7 +15,12 @@ const DAY = 24 * 60 * 60 * 1000;
 
 const loyalty = { purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' } as const;
 const offers = { purpose: 'personalized_offers', noticeVersion: '1', method: 'web_form' } as const;
-const support = { purpose: 'customer_support', noticeVersion: '1', method: 'phone' } as const;
+const support = {
+  purpose: 'customer_support',
+  noticeVersion: '1',
+  method: 'phone',
+  documentRef: 'CALL-2026-0001',
+} as const;
 
 interface ErrorBody {
   error: { code: string; message: string; requestId: string; fields?: string[] };
@@ -859,7 +864,7 @@ forEachDialect((dialect) => {
         method: 'POST',
         url: `/api/v1/customers/${id}/consents/${purpose}/withdraw`,
         headers: authHeader(agent),
-        payload: { method: 'phone' },
+        payload: { method: 'phone', documentRef: 'CALL-2026-0002' },
       });
       expect(res.statusCode, res.body).toBe(200);
     }

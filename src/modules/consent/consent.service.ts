@@ -26,8 +26,16 @@ export type ConsentMethod = (typeof consentMethods)[number];
 
 export type ConsentEventKind = 'granted' | 'withdrawn' | 'expired';
 
-/** Methods whose evidence is a document: the staff member records which one. */
-const documentedMethods: readonly ConsentMethod[] = ['staff_recorded', 'paper'];
+/**
+ * Methods where staff enter what the customer agreed to elsewhere: the evidence is a document
+ * (signed form, call recording, import batch), and the staff member records which one.
+ */
+const documentedMethods: readonly ConsentMethod[] = ['staff_recorded', 'paper', 'phone', 'import'];
+/** Whether an instruction given this way must name its document (`documentRef`). */
+export function needsDocument(method: ConsentMethod): boolean {
+  return documentedMethods.includes(method);
+}
+
 /** Methods where the customer acts themselves, online: evidence is the request's origin. */
 const onlineMethods: readonly ConsentMethod[] = ['web_form', 'portal'];
 
@@ -178,6 +186,12 @@ export function checkGrant(
   const terms = purpose.notices.get(grant.noticeVersion);
   if (terms === undefined) {
     throw new DomainError('unknown_notice_version', 'No such notice version for this purpose.', {
+      fields: [`${path}.noticeVersion`],
+    });
+  }
+  // New agreements are to the text in force: an older notice may cover other categories.
+  if (grant.noticeVersion !== purpose.noticeVersion) {
+    throw new DomainError('notice_outdated', 'A newer notice version replaces this one.', {
       fields: [`${path}.noticeVersion`],
     });
   }

@@ -18,6 +18,7 @@ export {
   insertConsentEvents,
   isAgreementActive,
   listEndableGrants,
+  needsDocument,
   type Agreement,
   type ConsentGrant,
   type ConsentMethod,

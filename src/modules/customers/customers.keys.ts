@@ -75,6 +75,23 @@ export async function deleteKeysOfCategories(
   return rows.map((r) => r.id);
 }
 
+export async function deleteCustomerKeysByIds(
+  db: Kysely<KeyDb>,
+  workspaceId: string,
+  customerId: string,
+  ids: readonly string[],
+): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .deleteFrom('data_key')
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .where('id', 'in', [...ids])
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 export async function deleteKeysByIds(
   db: Kysely<KeyDb>,
   workspaceId: string,

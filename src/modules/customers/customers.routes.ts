@@ -18,9 +18,10 @@ import {
   readCustomer,
   searchCustomers,
   updateCustomer,
+  type WriteGuard,
 } from './customers.service.js';
 
-export function customerRoutes(ctx: AppContext): RouteDefinition[] {
+export function customerRoutes(ctx: AppContext, guard: WriteGuard): RouteDefinition[] {
   return [
     defineRoute({
       method: 'POST',
@@ -101,7 +102,7 @@ export function customerRoutes(ctx: AppContext): RouteDefinition[] {
       },
       handler: async (req) => ({
         status: 200,
-        body: await updateCustomer(ctx, req.actor, req.params.id, req.body),
+        body: await updateCustomer(ctx, req.actor, req.params.id, req.body, guard),
       }),
     }),
   ];

@@ -575,15 +575,31 @@ export async function searchCustomers(
   return result.customers.map((c) => toDto(c, purpose.key, values.get(c.id)));
 }
 
+/**
+ * What a write must respect of erasures in progress: data keys recorded for destruction are
+ * never used again. `settle` finishes the customer's pending category erasures before keys are
+ * chosen; `destroyedKeyIds` (read inside the write's transaction) catches one that began since.
+ */
+export interface WriteGuard {
+  settle(workspaceId: string, customerId: string): Promise<void>;
+  destroyedKeyIds(
+    trx: Kysely<DataDb>,
+    workspaceId: string,
+    customerId: string,
+  ): Promise<Set<string>>;
+}
+
 export async function updateCustomer(
   ctx: Ctx,
   actor: Actor,
   id: string,
   input: UpdateCustomerInput,
+  guard: WriteGuard,
 ): Promise<{ id: string; updatedAt: string }> {
   const values = normaliseFields(input, ctx);
   if (values.size === 0)
     throw new DomainError('invalid_input', 'Nothing to change.', { fields: ['body'] });
+  await guard.settle(actor.workspaceId, id);
   const purposes = await cachedPurposes(ctx, actor.workspaceId);
   // A first, non-authoritative check, so that no keys are made for a write that will be refused.
   const preActive =
@@ -639,6 +655,19 @@ export async function updateCustomer(
           reason: 'consent_missing',
         });
         return deny(consentMissing(fields));
+      }
+      const destroyed = await guard.destroyedKeyIds(scope.trx, actor.workspaceId, id);
+      if (rows.some((r) => destroyed.has(r.data_key_id))) {
+        await appendAudit(ctx, scope, actor, {
+          action: 'customer.update',
+          customerId: id,
+          fields: [...values.keys()],
+          outcome: 'denied',
+          reason: 'erasure_in_progress',
+        });
+        return deny(
+          new DomainError('conflict', 'An erasure of this data finished meanwhile; try again.'),
+        );
       }
       await store.upsertFields(scope.trx, rows);
       await store.deleteFields(
@@ -777,18 +806,20 @@ export async function deleteCategoryData(
   await store.deleteCategoryRows(trx, workspaceId, customerId, categories, indexed);
 }
 
-/** Crypto-shredding of some categories: destroys their data keys; idempotent. */
-export async function destroyCategoryKeys(
+/**
+ * Crypto-shredding of some of a customer's data keys, by id (the ids recorded with the intent,
+ * so a key made later for new data is never touched); idempotent. Answers the ids destroyed now.
+ */
+export async function destroyDataKeys(
   ctx: Ctx,
   workspaceId: string,
   customerId: string,
-  categories: readonly DataCategory[],
+  keyIds: readonly string[],
 ): Promise<string[]> {
-  const ids = await ctx.keys.batch.run(({ trx }) =>
-    keyStore.deleteKeysOfCategories(trx, workspaceId, customerId, categories),
+  keyCache(ctx).forgetKeys(keyIds);
+  return ctx.keys.batch.run(({ trx }) =>
+    keyStore.deleteCustomerKeysByIds(trx, workspaceId, customerId, keyIds),
   );
-  keyCache(ctx).forgetKeys(ids);
-  return ids;
 }
 
 /** Crypto-shredding: destroys every data key of the customer; idempotent. */

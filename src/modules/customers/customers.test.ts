@@ -9,7 +9,12 @@ import {
 
 const loyalty = { purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' } as const;
 const offers = { purpose: 'personalized_offers', noticeVersion: '1', method: 'web_form' } as const;
-const support = { purpose: 'customer_support', noticeVersion: '1', method: 'phone' } as const;
+const support = {
+  purpose: 'customer_support',
+  noticeVersion: '1',
+  method: 'phone',
+  documentRef: 'CALL-2026-0001',
+} as const;
 
 interface ErrorBody {
   error: { code: string; message: string; requestId: string; fields?: string[] };

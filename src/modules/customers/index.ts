@@ -9,7 +9,7 @@ export {
   deleteCategoryData,
   deleteCustomerData,
   describeHoldings,
-  destroyCategoryKeys,
+  destroyDataKeys,
   destroyCustomerKeys,
   heldCategories,
   lockCustomer,
@@ -18,6 +18,7 @@ export {
   rewrapDataKeys,
   searchCustomers,
   updateCustomer,
+  type WriteGuard,
 } from './customers.service.js';
 export { customerRoutes } from './customers.routes.js';
 export { requestOrigin } from './customers.origin.js';

@@ -1,9 +1,10 @@
+import type { Kysely } from 'kysely';
 import { systemActor, type Actor, type AppContext } from '../../platform/context.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
 import type { CategoryErasureTable, DataDb } from '../../platform/db/schema.js';
 import { newId } from '../../platform/ids.js';
 import { appendAudit } from '../audit/index.js';
-import { deleteCategoryData, destroyCategoryKeys } from '../customers/index.js';
+import { deleteCategoryData, destroyDataKeys } from '../customers/index.js';
 import type { DataCategory } from '../purposes/index.js';
 import * as store from './erasure.store.js';
 
@@ -47,12 +48,9 @@ export async function finishCategoryErasure(
 ): Promise<CategoryErasureRecord> {
   const ws = row.workspace_id;
   const categories = JSON.parse(row.categories) as DataCategory[];
-  const first = await destroyCategoryKeys(ctx, ws, row.customer_id, categories);
-  // A write that lost the race may have made a key meanwhile; the gate refused its data.
-  const late = await destroyCategoryKeys(ctx, ws, row.customer_id, categories);
-  const destroyed = [
-    ...new Set([...(JSON.parse(row.destroyed_key_ids) as string[]), ...first, ...late]),
-  ].sort();
+  const recorded = JSON.parse(row.destroyed_key_ids) as string[];
+  await destroyDataKeys(ctx, ws, row.customer_id, recorded);
+  const destroyed = [...recorded].sort();
   const completedAt = ctx.clock.now().toISOString();
   await ctx.data.batch.run(async (scope) => {
     const n = await store.completeCategoryErasure(scope.trx, ws, row.id, completedAt, destroyed);
@@ -127,11 +125,31 @@ export async function beginCategoryErasureIn(
   return row;
 }
 
-/** Finishes category erasures that a crash interrupted; run before the server serves. */
-export async function resumePendingCategoryErasures(ctx: AppContext): Promise<number> {
-  const pending = await store.listPendingCategoryErasures(ctx.data.db);
+/** Finishes category erasures that a crash or a failure interrupted (at start-up, by the job). */
+export async function resumePendingCategoryErasures(
+  ctx: AppContext,
+  only?: { readonly workspaceId: string; readonly customerId: string },
+): Promise<number> {
+  const pending = (await store.listPendingCategoryErasures(ctx.data.db)).filter(
+    (r) =>
+      only === undefined ||
+      (r.workspace_id === only.workspaceId && r.customer_id === only.customerId),
+  );
   for (const row of pending) {
     await finishCategoryErasure(ctx, systemActor('erasure-resume', row.workspace_id), row);
   }
   return pending.length;
+}
+
+/**
+ * Every data key recorded for destruction by a category erasure of this customer, pending or
+ * done: a write must not seal new data under one of them.
+ */
+export async function shreddedKeyIds(
+  trx: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<Set<string>> {
+  const rows = await store.listCategoryErasuresOf(trx, workspaceId, customerId);
+  return new Set(rows.flatMap((r) => JSON.parse(r.destroyed_key_ids) as string[]));
 }

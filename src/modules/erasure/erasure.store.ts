@@ -101,3 +101,16 @@ export async function findCategoryErasure(
     .where('id', '=', id)
     .executeTakeFirst();
 }
+
+export async function listCategoryErasuresOf(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<Pick<CategoryErasureTable, 'destroyed_key_ids' | 'status'>[]> {
+  return db
+    .selectFrom('category_erasure')
+    .select(['destroyed_key_ids', 'status'])
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .execute();
+}

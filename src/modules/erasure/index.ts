@@ -14,6 +14,7 @@ export {
   beginCategoryErasureIn,
   finishCategoryErasure,
   resumePendingCategoryErasures,
+  shreddedKeyIds,
   type CategoryErasureRecord,
 } from './erasure.categories.js';
 export { erasureRoutes } from './erasure.routes.js';

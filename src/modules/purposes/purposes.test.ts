@@ -497,8 +497,12 @@ forEachDialect((dialect) => {
         consents: [grant(p.key)],
         ...preferences,
       });
+      // A new agreement must be to the notice in force, not the one version 2 replaced.
       expect(newcomer.statusCode).toBe(409);
-      expect(newcomer.json<ErrorBody>().error.code).toBe('consent_missing');
+      expect(newcomer.json<ErrorBody>().error).toMatchObject({
+        code: 'notice_outdated',
+        fields: ['body.consents.0.noticeVersion'],
+      });
 
       const agreed = await send('POST', `/api/v1/customers/${id}/consents`, agent, {
         consents: [grant(p.key, '2')],
