@@ -27,7 +27,7 @@ import {
   type CategoryErasureRecord,
   type ErasureRecord,
 } from '../erasure/index.js';
-import { cachedPurposes, getPurpose, loadPurposes } from '../purposes/index.js';
+import { cachedPurposes, getPurpose, requireStillActive } from '../purposes/index.js';
 
 /**
  * What ends an agreement, and what that destroys: the data of every category that no remaining
@@ -269,18 +269,12 @@ export async function grantAgreements(
   const granted = await ctx.data.batch.run(async (scope) => {
     if (!(await lockCustomer(ctx, scope.trx, actor.workspaceId, customerId))) return undefined;
     // The purposes as committed now: a retirement by another process is not missed.
-    const committed = await loadPurposes(scope.trx, actor.workspaceId);
-    checked.forEach(({ grant }, i) => {
-      if (committed.get(grant.purpose)?.status !== 'active') {
-        throw new DomainError(
-          'purpose_retired',
-          'This purpose is retired; nobody can agree to it.',
-          {
-            fields: [`body.consents.${i}.purpose`],
-          },
-        );
-      }
-    });
+    await requireStillActive(
+      scope.trx,
+      actor.workspaceId,
+      checked.map(({ grant }) => grant.purpose),
+      'body.consents',
+    );
     const current =
       (await agreementsOf(scope.trx, actor.workspaceId, [customerId])).get(customerId) ??
       new Map<string, Agreement>();

@@ -18,6 +18,7 @@ import {
 import {
   cachedPurposes,
   getPurpose,
+  requireStillActive,
   type DataCategory,
   type NoticeTerms,
   type Purpose,
@@ -393,6 +394,14 @@ export async function createCustomer(
   });
   try {
     await ctx.data.batch.run(async (scope) => {
+      // The purposes as committed: one retired by another process since the cache was filled
+      // takes no new agreement.
+      await requireStillActive(
+        scope.trx,
+        actor.workspaceId,
+        input.consents.map((c) => c.purpose),
+        'body.consents',
+      );
       await store.insertCustomer(scope.trx, {
         workspace_id: actor.workspaceId,
         id,

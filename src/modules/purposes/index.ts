@@ -17,6 +17,7 @@ export {
   getPurpose,
   loadPurposes,
   noticeContentHash,
+  requireStillActive,
   seedDefaultPurposes,
   type NoticeTerms,
   type Purpose,

@@ -273,6 +273,25 @@ export async function loadPurposes(
   );
 }
 
+/**
+ * Inside a write's transaction: refuses (409 `purpose_retired`, naming `${path}.N.purpose`) a
+ * purpose that is no longer active as committed, whatever this process's cache says.
+ */
+export async function requireStillActive(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  keys: readonly string[],
+  path: string,
+): Promise<void> {
+  const active = new Set(await store.selectActiveKeys(db, workspaceId, keys));
+  const i = keys.findIndex((k) => !active.has(k));
+  if (i !== -1) {
+    throw new DomainError('purpose_retired', 'This purpose is retired; nobody can agree to it.', {
+      fields: [`${path}.${i}.purpose`],
+    });
+  }
+}
+
 /** `get*`: the purpose, or `unknown_purpose` naming the input path. */
 export function getPurpose(
   purposes: ReadonlyMap<string, Purpose>,

@@ -1,4 +1,5 @@
 import type { Kysely, Updateable } from 'kysely';
+import { prepared } from '../../platform/db/prepared.js';
 import type { DataDb, PurposeNoticeTable, PurposeTable } from '../../platform/db/schema.js';
 
 export async function listPurposeRows(
@@ -25,6 +26,25 @@ export async function findPurposeRow(
     .where('key', '=', key)
     .executeTakeFirst();
 }
+
+/** Of these keys, the purposes that are active as committed now (a prepared statement). */
+export async function selectActiveKeys(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  keys: readonly string[],
+): Promise<string[]> {
+  if (keys.length === 0) return [];
+  return (await activeKeys(db, workspaceId, keys)).map((r) => r.key);
+}
+
+const activeKeys = prepared((db: Kysely<DataDb>, workspaceId: string, keys: readonly string[]) =>
+  db
+    .selectFrom('purpose')
+    .select('key')
+    .where('workspace_id', '=', workspaceId)
+    .where('key', 'in', keys)
+    .where('status', '=', 'active'),
+);
 
 export async function insertPurpose(db: Kysely<DataDb>, row: PurposeTable): Promise<void> {
   await db.insertInto('purpose').values(row).execute();
