@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 
 import type { DialectName } from './database.js';
 
@@ -210,6 +210,10 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
         ]) {
           await db.schema.alterTable('consent_event').addColumn(column, 'text').execute();
         }
+        // Grants recorded before the ledger knew bases took their purpose's basis.
+        await sql`update consent_event set basis = (select p.lawful_basis from purpose p
+          where p.workspace_id = consent_event.workspace_id and p.key = consent_event.purpose_key)
+          where basis is null`.execute(db);
         // At most one event ends a grant: two workers expiring the same consent cannot both
         // succeed. NULLs (grants) are distinct on both dialects.
         await db.schema
