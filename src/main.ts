@@ -19,7 +19,7 @@ import {
 } from './modules/erasure/index.js';
 import { agreementRoutes, startExpirySweep, sweepAgreements } from './modules/agreements/index.js';
 import { purposeRoutes, seedDefaultPurposes } from './modules/purposes/index.js';
-import { staffRoutes } from './modules/staff/index.js';
+import { staffAccountRoutes, staffRoutes } from './modules/staff/index.js';
 import {
   DEFAULT_WORKSPACE,
   ensureWorkspace,
@@ -107,6 +107,7 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
       ...agreementRoutes(ctx),
       ...erasureRoutes(ctx),
       ...staffRoutes(ctx),
+      ...staffAccountRoutes(ctx),
     ],
   });
   const stopSweep = startExpirySweep(ctx);

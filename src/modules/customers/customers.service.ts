@@ -900,3 +900,88 @@ export async function countDataKeysByKekVersion(
 ): Promise<Map<number, number>> {
   return keyStore.countByKekVersion(ctx.keys.db);
 }
+
+/** The key-store category of staff members' own data (they are data subjects too). */
+const STAFF_CATEGORY = 'staff';
+
+async function subjectKey(
+  ctx: Ctx,
+  workspaceId: string,
+  subjectId: string,
+  create: boolean,
+): Promise<{ id: string; key: Buffer } | undefined> {
+  const rows = (
+    await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [subjectId])
+  ).filter((r) => r.category === STAFF_CATEGORY);
+  const row = rows[0];
+  if (row !== undefined) return { id: row.id, key: unwrapCached(ctx, workspaceId, row) };
+  if (!create) return undefined;
+  const id = newId();
+  const key = randomKey();
+  const { kekVersion, wrapped } = ctx.keyProvider.wrapDataKey(
+    key,
+    bindingOf(workspaceId, subjectId, STAFF_CATEGORY, id),
+  );
+  await ctx.keys.batch.run(({ trx }) =>
+    keyStore.insertKeys(trx, [
+      {
+        workspace_id: workspaceId,
+        id,
+        customer_id: subjectId,
+        category: STAFF_CATEGORY,
+        kek_version: kekVersion,
+        wrapped,
+        created_at: ctx.clock.now().toISOString(),
+      },
+    ]),
+  );
+  return { id, key };
+}
+
+/**
+ * Seals a staff member's own fields (email, name, TOTP secret) under their own data key in the
+ * key store, so that rotation rewraps it and destroying it shreds them like a customer's data.
+ */
+export async function sealStaffFields(
+  ctx: Ctx,
+  workspaceId: string,
+  staffId: string,
+  fields: Readonly<Record<string, string>>,
+): Promise<Record<string, Buffer>> {
+  const k = await subjectKey(ctx, workspaceId, staffId, true);
+  if (k === undefined) throw new DomainError('internal_error', 'Missing data key.');
+  const out: Record<string, Buffer> = {};
+  for (const [field, value] of Object.entries(fields)) {
+    out[field] = sealField(k.key, value, {
+      workspaceId,
+      customerId: staffId,
+      category: STAFF_CATEGORY,
+      field,
+      keyId: k.id,
+    });
+  }
+  return out;
+}
+
+/** Opens a staff member's sealed fields; one generic `decryption_failed` for any failure. */
+export async function openStaffFields(
+  ctx: Ctx,
+  workspaceId: string,
+  staffId: string,
+  sealed: Readonly<Record<string, Uint8Array>>,
+): Promise<Record<string, string>> {
+  const k = await subjectKey(ctx, workspaceId, staffId, false);
+  if (k === undefined)
+    throw new DomainError('decryption_failed', 'Stored data could not be decrypted.');
+  const out: Record<string, string> = {};
+  for (const [field, envelope] of Object.entries(sealed)) {
+    out[field] = openField(k.key, envelope, {
+      workspaceId,
+      customerId: staffId,
+      category: STAFF_CATEGORY,
+      field,
+      keyId: k.id,
+    });
+  }
+  return out;
+}

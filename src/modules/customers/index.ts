@@ -13,6 +13,8 @@ export {
   destroyCustomerKeys,
   heldCategories,
   lockCustomer,
+  openStaffFields,
+  sealStaffFields,
   listCustomers,
   readCustomer,
   rewrapDataKeys,

@@ -13,3 +13,20 @@ export {
 } from './staff.service.js';
 export { isRole, roleAllows, roles, type Permission, type Role } from './staff.permissions.js';
 export { staffRoutes } from './staff.routes.js';
+export {
+  acceptInvitation,
+  authenticateSession,
+  changePassword,
+  changeStaff,
+  checkPassword,
+  inviteStaff,
+  listStaff,
+  login,
+  logout,
+  passSecondFactor,
+  enrollTotp,
+  type SessionPrincipal,
+  type StaffMember,
+} from './staff.accounts.js';
+export { readSessionCookie } from './staff.cookies.js';
+export { staffAccountRoutes } from './staff.accounts.routes.js';

@@ -14,6 +14,9 @@ export const permissions = [
   'consents:record',
   'consents:stats',
   'tokens:manage',
+  'staff:manage',
+  /** One's own session: finishing MFA, logging out, changing one's password. */
+  'session:self',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -24,7 +27,14 @@ export type Permission = (typeof permissions)[number];
  * Consent statistics hold no personal data.
  */
 export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
-  admin: ['purposes:read', 'purposes:manage', 'consents:stats', 'tokens:manage'],
+  admin: [
+    'purposes:read',
+    'purposes:manage',
+    'consents:stats',
+    'tokens:manage',
+    'staff:manage',
+    'session:self',
+  ],
   privacy_officer: [
     'customers:create',
     'customers:read',
@@ -35,6 +45,7 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'consents:read',
     'consents:record',
     'consents:stats',
+    'session:self',
   ],
   agent: [
     'customers:create',
@@ -44,9 +55,10 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'purposes:read',
     'consents:read',
     'consents:record',
+    'session:self',
   ],
-  marketer: ['customers:list', 'purposes:read', 'consents:stats'],
-  auditor: ['purposes:read', 'consents:stats'],
+  marketer: ['customers:list', 'purposes:read', 'consents:stats', 'session:self'],
+  auditor: ['purposes:read', 'consents:stats', 'session:self'],
 };
 
 export function isRole(value: string): value is Role {

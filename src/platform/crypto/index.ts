@@ -11,3 +11,5 @@ export {
 } from './keyring.js';
 export { constantTimeEqual, randomKey, secureRandom, sha256Hex } from './primitives.js';
 export { Signer, verifySignature } from './signing.js';
+export { decoyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
+export { newTotpSecret, totpCode, totpUri, verifyTotp } from './totp.js';

@@ -257,6 +257,84 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           .execute();
       },
     },
+    '0003_staff_accounts': {
+      async up(db: Kysely<unknown>) {
+        const binary = binaryType(dialect);
+        // Staff are data subjects too: email and name are sealed (key per staff member in the
+        // key store), found by a blind index of the email.
+        await db.schema
+          .createTable('staff_account')
+          .addColumn('workspace_id', 'text', (c) => c.notNull().references('workspace.id'))
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('email_digest', 'text', (c) => c.notNull())
+          .addColumn('email_sealed', binary, (c) => c.notNull())
+          .addColumn('name_sealed', binary, (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('password_hash', 'text')
+          .addColumn('password_changed_at', 'text')
+          .addColumn('totp_sealed', binary)
+          .addColumn('totp_enrolled_at', 'text')
+          .addColumn('totp_last_step', 'bigint')
+          .addColumn('failed_logins', 'integer', (c) => c.notNull())
+          .addColumn('locked_until', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('staff_account_pk', ['workspace_id', 'id'])
+          .addUniqueConstraint('staff_account_email_uq', ['workspace_id', 'email_digest'])
+          .execute();
+        await db.schema
+          .createTable('staff_invitation')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('staff_id', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('used_at', 'text')
+          .addPrimaryKeyConstraint('staff_invitation_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createTable('staff_session')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('staff_id', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('csrf_hash', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('last_seen_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('mfa_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .addPrimaryKeyConstraint('staff_session_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('staff_session_staff_idx')
+          .on('staff_session')
+          .columns(['workspace_id', 'staff_id'])
+          .execute();
+        await db.schema
+          .createTable('staff_recovery_code')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('staff_id', 'text', (c) => c.notNull())
+          .addColumn('code_hash', 'text', (c) => c.notNull())
+          .addColumn('used_at', 'text')
+          .addPrimaryKeyConstraint('staff_recovery_code_pk', [
+            'workspace_id',
+            'staff_id',
+            'code_hash',
+          ])
+          .execute();
+        // Failed logins per client address (a keyed hash of it), in fixed windows.
+        await db.schema
+          .createTable('login_throttle')
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('window_start', 'text', (c) => c.notNull())
+          .addColumn('failures', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('login_throttle_pk', ['source', 'window_start'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -155,7 +155,69 @@ export interface ErasureTable {
   actor_id: string;
 }
 
+export interface StaffAccountTable {
+  workspace_id: string;
+  id: string;
+  email_digest: string;
+  email_sealed: Uint8Array;
+  name_sealed: Uint8Array;
+  role: string;
+  /** `invited` until the invitation is accepted, then `active`, or `disabled`. */
+  status: string;
+  password_hash: string | null;
+  password_changed_at: string | null;
+  totp_sealed: Uint8Array | null;
+  totp_enrolled_at: string | null;
+  totp_last_step: number | null;
+  failed_logins: number;
+  locked_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface StaffInvitationTable {
+  workspace_id: string;
+  id: string;
+  staff_id: string;
+  token_hash: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface StaffSessionTable {
+  workspace_id: string;
+  id: string;
+  staff_id: string;
+  token_hash: string;
+  csrf_hash: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  /** When the second factor was passed; null: the session can do nothing but finish MFA. */
+  mfa_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface StaffRecoveryCodeTable {
+  workspace_id: string;
+  staff_id: string;
+  code_hash: string;
+  used_at: string | null;
+}
+
+export interface LoginThrottleTable {
+  source: string;
+  window_start: string;
+  failures: number;
+}
+
 export interface DataDb {
+  staff_account: StaffAccountTable;
+  staff_invitation: StaffInvitationTable;
+  staff_session: StaffSessionTable;
+  staff_recovery_code: StaffRecoveryCodeTable;
+  login_throttle: LoginThrottleTable;
   workspace: WorkspaceTable;
   api_token: ApiTokenTable;
   purpose: PurposeTable;

@@ -15,10 +15,16 @@ import {
   serializerCompiler,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
-import type { AppContext } from '../context.js';
+import type { Actor, AppContext } from '../context.js';
+import { sha256Hex } from '../crypto/index.js';
 import { DomainError, isDomainError, statusOf, type ErrorCode } from '../errors.js';
 import { newId } from '../ids.js';
-import { authenticateToken, roleAllows } from '../../modules/staff/index.js';
+import {
+  authenticateSession,
+  authenticateToken,
+  readSessionCookie,
+  roleAllows,
+} from '../../modules/staff/index.js';
 import { recordAudit } from '../../modules/audit/index.js';
 import type { RouteDefinition } from './route.js';
 
@@ -139,19 +145,58 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     const permission = request.routeOptions.config.permission;
     if (permission === undefined || permission === 'public') return;
     const token = bearerToken(request);
-    const principal = token === undefined ? undefined : await authenticateToken(ctx, token);
-    if (principal === undefined) {
-      request.log.info('authentication failed');
-      throw new DomainError('unauthenticated', 'A valid bearer token is required.');
+    let actor: Actor | undefined;
+    if (token !== undefined) {
+      const principal = await authenticateToken(ctx, token);
+      if (principal !== undefined) {
+        actor = {
+          type: 'token',
+          id: principal.tokenId,
+          role: principal.role,
+          workspaceId: principal.workspaceId,
+          requestId: request.id,
+        };
+      }
+    } else {
+      const cookie = readSessionCookie(request.headers.cookie);
+      const session = cookie === undefined ? undefined : await authenticateSession(ctx, cookie);
+      if (session !== undefined) {
+        actor = {
+          type: 'staff',
+          id: session.staffId,
+          role: session.role,
+          workspaceId: session.workspaceId,
+          requestId: request.id,
+        };
+        request.staffSession = session;
+        // A cookie rides along with any request the browser makes: writes must also show the
+        // session's CSRF token, which only the page that signed in has.
+        if (!['GET', 'HEAD', 'OPTIONS'].includes(request.method)) {
+          const sent = request.headers['x-csrf-token'];
+          if (typeof sent !== 'string' || sha256Hex(sent) !== session.csrfHash) {
+            await recordAudit(ctx, actor, {
+              action: 'access.denied',
+              outcome: 'denied',
+              reason: 'csrf',
+            });
+            throw new DomainError('csrf_failed', 'The CSRF token is missing or wrong.');
+          }
+        }
+        if (!session.mfa && permission !== 'session:self') {
+          await recordAudit(ctx, actor, {
+            action: 'access.denied',
+            outcome: 'denied',
+            reason: 'mfa_required',
+          });
+          throw new DomainError('mfa_required', 'Pass the second factor first.');
+        }
+      }
     }
-    const actor = {
-      type: 'token' as const,
-      id: principal.tokenId,
-      role: principal.role,
-      workspaceId: principal.workspaceId,
-      requestId: request.id,
-    };
-    if (!roleAllows(principal.role, permission)) {
+    if (actor === undefined) {
+      request.log.info('authentication failed');
+      throw new DomainError('unauthenticated', 'A valid bearer token or session is required.');
+    }
+    if (actor.role === null || !roleAllows(actor.role, permission)) {
       await recordAudit(ctx, actor, {
         action: 'access.denied',
         outcome: 'denied',

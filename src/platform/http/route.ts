@@ -36,6 +36,8 @@ export interface RouteRequest<S extends RouteSchemas> {
 /** The status must be one the route declares; the serializer checks the body against its schema. */
 type ResponseOf<S extends RouteSchemas> = {
   status: number;
+  /** Set-Cookie values to send (sessions). */
+  cookies?: readonly string[];
   body: {
     [K in keyof S['response']]: S['response'][K] extends ZodType
       ? z.input<S['response'][K]>
@@ -60,6 +62,16 @@ export interface RouteSpec<S extends RouteSchemas> {
   readonly handler: (req: RouteRequest<S>) => Promise<NoInfer<ResponseOf<S>>>;
 }
 
+/** The staff session behind a request, as the authentication hook found it. */
+export interface StaffSessionRef {
+  readonly sessionId: string;
+  readonly staffId: string;
+  readonly workspaceId: string;
+  readonly role: string;
+  readonly mfa: boolean;
+  readonly csrfHash: string;
+}
+
 export interface RouteDefinition {
   readonly method: string;
   readonly url: string;
@@ -73,6 +85,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     actor?: Actor;
+    /** Set when a staff session cookie authenticated the request. */
+    staffSession?: StaffSessionRef;
   }
 }
 
@@ -120,6 +134,9 @@ export function defineRoute<const S extends RouteSchemas>(spec: RouteSpec<S>): R
             throw new Error(`route ${spec.method} ${spec.url} answered an undeclared status`);
           }
           if (spec.personalData === true) reply.header('cache-control', 'no-store');
+          if (result.cookies !== undefined && result.cookies.length > 0) {
+            reply.header('set-cookie', [...result.cookies]);
+          }
           return reply.code(result.status).send(result.body);
         },
       });
