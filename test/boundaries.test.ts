@@ -41,6 +41,18 @@ describe('module boundaries enforced by lint', () => {
     expect(await restrictedImports('src/platform/crypto/x.ts', code)).toEqual([]);
   });
 
+  it('forbids password hashing and TOTP libraries outside platform/crypto', async () => {
+    for (const code of [
+      "import { hash } from '@node-rs/argon2';\nexport const h = hash;\n",
+      "import { verifySync } from 'otplib';\nexport const v = verifySync;\n",
+    ]) {
+      expect(await restrictedImports('src/modules/staff/x.ts', code), code).toEqual([
+        expect.stringContaining('cipher primitives'),
+      ]);
+      expect(await restrictedImports('src/platform/crypto/x.ts', code), code).toEqual([]);
+    }
+  });
+
   it('forbids the customer store and the key store outside the customers vault', async () => {
     const code =
       "import { findCustomer } from '../customers/customers.store.js';\nimport { insertKeys } from '../customers/customers.keys.js';\nexport const f = [findCustomer, insertKeys];\n";
