@@ -17,6 +17,7 @@ import {
 } from '../consent/index.js';
 import {
   cachedPurposes,
+  dataCategories,
   getPurpose,
   requireStillActive,
   type DataCategory,
@@ -782,10 +783,12 @@ export async function heldCategories(
 ): Promise<Set<DataCategory>> {
   const keys = await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [customerId]);
   const fields = await store.listFields(db, workspaceId, [customerId], {});
-  return new Set([
-    ...keys.map((k) => k.category),
-    ...fields.map((f) => f.category),
-  ] as DataCategory[]);
+  // Only the categories of customer fields: task titles are not a purpose's data.
+  return new Set(
+    [...keys.map((k) => k.category), ...fields.map((f) => f.category)].filter(
+      (c): c is DataCategory => (dataCategories as readonly string[]).includes(c),
+    ),
+  );
 }
 
 /**
@@ -901,18 +904,23 @@ export async function countDataKeysByKekVersion(
   return keyStore.countByKekVersion(ctx.keys.db);
 }
 
-/** The key-store category of staff members' own data (they are data subjects too). */
-const STAFF_CATEGORY = 'staff';
+/**
+ * Key-store categories of data that is not a customer's field: staff members' own data (subject:
+ * the staff member), and task titles (subject: the customer the task is about, so erasing the
+ * customer shreds them too).
+ */
+export type SubjectCategory = 'staff' | 'tasks';
 
 async function subjectKey(
   ctx: Ctx,
   workspaceId: string,
   subjectId: string,
+  category: SubjectCategory,
   create: boolean,
 ): Promise<{ id: string; key: Buffer } | undefined> {
   const rows = (
     await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [subjectId])
-  ).filter((r) => r.category === STAFF_CATEGORY);
+  ).filter((r) => r.category === category);
   const row = rows[0];
   if (row !== undefined) return { id: row.id, key: unwrapCached(ctx, workspaceId, row) };
   if (!create) return undefined;
@@ -920,42 +928,51 @@ async function subjectKey(
   const key = randomKey();
   const { kekVersion, wrapped } = ctx.keyProvider.wrapDataKey(
     key,
-    bindingOf(workspaceId, subjectId, STAFF_CATEGORY, id),
+    bindingOf(workspaceId, subjectId, category, id),
   );
-  await ctx.keys.batch.run(({ trx }) =>
-    keyStore.insertKeys(trx, [
-      {
-        workspace_id: workspaceId,
-        id,
-        customer_id: subjectId,
-        category: STAFF_CATEGORY,
-        kek_version: kekVersion,
-        wrapped,
-        created_at: ctx.clock.now().toISOString(),
-      },
-    ]),
-  );
+  try {
+    await ctx.keys.batch.run(({ trx }) =>
+      keyStore.insertKeys(trx, [
+        {
+          workspace_id: workspaceId,
+          id,
+          customer_id: subjectId,
+          category,
+          kek_version: kekVersion,
+          wrapped,
+          created_at: ctx.clock.now().toISOString(),
+        },
+      ]),
+    );
+  } catch (error) {
+    // Another request made it first (one key per subject and category): use that one.
+    const made = await subjectKey(ctx, workspaceId, subjectId, category, false);
+    if (made === undefined) throw error;
+    return made;
+  }
   return { id, key };
 }
 
 /**
- * Seals a staff member's own fields (email, name, TOTP secret) under their own data key in the
- * key store, so that rotation rewraps it and destroying it shreds them like a customer's data.
+ * Seals fields that are not a customer's vault fields (a staff member's email, name and TOTP
+ * secret; task titles) under the subject's own data key in the key store, so that rotation
+ * rewraps it and destroying it shreds them like any personal data.
  */
-export async function sealStaffFields(
+export async function sealSubjectFields(
   ctx: Ctx,
   workspaceId: string,
-  staffId: string,
+  subjectId: string,
+  category: SubjectCategory,
   fields: Readonly<Record<string, string>>,
 ): Promise<Record<string, Buffer>> {
-  const k = await subjectKey(ctx, workspaceId, staffId, true);
+  const k = await subjectKey(ctx, workspaceId, subjectId, category, true);
   if (k === undefined) throw new DomainError('internal_error', 'Missing data key.');
   const out: Record<string, Buffer> = {};
   for (const [field, value] of Object.entries(fields)) {
     out[field] = sealField(k.key, value, {
       workspaceId,
-      customerId: staffId,
-      category: STAFF_CATEGORY,
+      customerId: subjectId,
+      category,
       field,
       keyId: k.id,
     });
@@ -963,22 +980,23 @@ export async function sealStaffFields(
   return out;
 }
 
-/** Opens a staff member's sealed fields; one generic `decryption_failed` for any failure. */
-export async function openStaffFields(
+/** Opens fields sealed by `sealSubjectFields`; one generic `decryption_failed` for any failure. */
+export async function openSubjectFields(
   ctx: Ctx,
   workspaceId: string,
-  staffId: string,
+  subjectId: string,
+  category: SubjectCategory,
   sealed: Readonly<Record<string, Uint8Array>>,
 ): Promise<Record<string, string>> {
-  const k = await subjectKey(ctx, workspaceId, staffId, false);
+  const k = await subjectKey(ctx, workspaceId, subjectId, category, false);
   if (k === undefined)
     throw new DomainError('decryption_failed', 'Stored data could not be decrypted.');
   const out: Record<string, string> = {};
   for (const [field, envelope] of Object.entries(sealed)) {
     out[field] = openField(k.key, envelope, {
       workspaceId,
-      customerId: staffId,
-      category: STAFF_CATEGORY,
+      customerId: subjectId,
+      category,
       field,
       keyId: k.id,
     });

@@ -13,13 +13,14 @@ export {
   destroyCustomerKeys,
   heldCategories,
   lockCustomer,
-  openStaffFields,
-  sealStaffFields,
+  openSubjectFields,
+  sealSubjectFields,
   listCustomers,
   readCustomer,
   rewrapDataKeys,
   searchCustomers,
   updateCustomer,
+  type SubjectCategory,
   type WriteGuard,
 } from './customers.service.js';
 export { customerRoutes } from './customers.routes.js';

@@ -14,7 +14,7 @@ import type { DataDb, StaffAccountTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
 import { newId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
-import { openStaffFields, sealStaffFields } from '../customers/index.js';
+import { openSubjectFields, sealSubjectFields } from '../customers/index.js';
 import { commonPasswordList } from './staff.common-passwords.js';
 import { isRole, type Role } from './staff.permissions.js';
 import * as store from './staff.accounts.store.js';
@@ -81,7 +81,7 @@ function addMinutes(at: Date, minutes: number): string {
 }
 
 async function toMember(ctx: AppContext, row: StaffAccountTable): Promise<StaffMember> {
-  const open = await openStaffFields(ctx, row.workspace_id, row.id, {
+  const open = await openSubjectFields(ctx, row.workspace_id, row.id, 'staff', {
     email: row.email_sealed,
     displayName: row.name_sealed,
   });
@@ -107,7 +107,7 @@ export async function inviteStaff(
   const id = newId();
   const now = ctx.clock.now();
   const digest = emailDigest(ctx, actor.workspaceId, input.email);
-  const sealed = await sealStaffFields(ctx, actor.workspaceId, id, {
+  const sealed = await sealSubjectFields(ctx, actor.workspaceId, id, 'staff', {
     email: normaliseStaffEmail(input.email),
     displayName: input.displayName,
   });
@@ -376,7 +376,9 @@ export async function enrollTotp(
     throw new DomainError('conflict', 'A second factor is enrolled; verify it instead.');
   }
   const secret = newTotpSecret();
-  const sealed = await sealStaffFields(ctx, session.workspaceId, session.staffId, { totp: secret });
+  const sealed = await sealSubjectFields(ctx, session.workspaceId, session.staffId, 'staff', {
+    totp: secret,
+  });
   const member = await toMember(ctx, account);
   await ctx.data.batch.run(async (scope) => {
     await store.updateAccount(scope.trx, session.workspaceId, session.staffId, {
@@ -396,7 +398,7 @@ async function totpSecretOf(
   account: StaffAccountTable,
 ): Promise<string | undefined> {
   if (account.totp_sealed === null) return undefined;
-  const open = await openStaffFields(ctx, account.workspace_id, account.id, {
+  const open = await openSubjectFields(ctx, account.workspace_id, account.id, 'staff', {
     totp: account.totp_sealed,
   });
   return open['totp'];
