@@ -20,6 +20,7 @@ import {
 import { agreementRoutes, startExpirySweep, sweepAgreements } from './modules/agreements/index.js';
 import { purposeRoutes, seedDefaultPurposes } from './modules/purposes/index.js';
 import { staffAccountRoutes, staffRoutes } from './modules/staff/index.js';
+import { hasTaskGrant, taskRoutes } from './modules/tasks/index.js';
 import {
   DEFAULT_WORKSPACE,
   ensureWorkspace,
@@ -98,12 +99,17 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
         afterRetire: async (actor, purposeKey) =>
           (await sweepAgreements(ctx, { workspaceId: actor.workspaceId, purposeKey, actor })).ended,
       }),
-      ...customerRoutes(ctx, {
-        settle: async (workspaceId, customerId) => {
-          await resumePendingCategoryErasures(ctx, { workspaceId, customerId });
+      ...customerRoutes(
+        ctx,
+        {
+          settle: async (workspaceId, customerId) => {
+            await resumePendingCategoryErasures(ctx, { workspaceId, customerId });
+          },
+          destroyedKeyIds: shreddedKeyIds,
         },
-        destroyedKeyIds: shreddedKeyIds,
-      }),
+        { hasTaskGrant },
+      ),
+      ...taskRoutes(ctx),
       ...agreementRoutes(ctx),
       ...erasureRoutes(ctx),
       ...staffRoutes(ctx),

@@ -18,10 +18,15 @@ import {
   readCustomer,
   searchCustomers,
   updateCustomer,
+  type TaskGrants,
   type WriteGuard,
 } from './customers.service.js';
 
-export function customerRoutes(ctx: AppContext, guard: WriteGuard): RouteDefinition[] {
+export function customerRoutes(
+  ctx: AppContext,
+  guard: WriteGuard,
+  grants: TaskGrants,
+): RouteDefinition[] {
   return [
     defineRoute({
       method: 'POST',
@@ -71,7 +76,10 @@ export function customerRoutes(ctx: AppContext, guard: WriteGuard): RouteDefinit
       schema: { params: customerParams, querystring: readQuery, response: { 200: customerDto } },
       handler: async (req) => ({
         status: 200,
-        body: await readCustomer(ctx, req.actor, req.params.id, req.query.purpose),
+        body: await readCustomer(ctx, req.actor, req.params.id, req.query.purpose, {
+          taskId: req.query.taskId,
+          grants,
+        }),
       }),
     }),
     defineRoute({
@@ -85,7 +93,12 @@ export function customerRoutes(ctx: AppContext, guard: WriteGuard): RouteDefinit
       schema: { body: searchBody, response: { 200: z.object({ items: z.array(customerDto) }) } },
       handler: async (req) => ({
         status: 200,
-        body: { items: await searchCustomers(ctx, req.actor, req.body) },
+        body: {
+          items: await searchCustomers(ctx, req.actor, req.body, {
+            taskId: req.body.taskId,
+            grants,
+          }),
+        },
       }),
     }),
     defineRoute({

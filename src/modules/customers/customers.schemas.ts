@@ -81,11 +81,15 @@ export const purposeKey = z
   .regex(/^[a-z0-9_]+$/);
 
 export const customerParams = z.strictObject({ id: z.uuid() });
-export const readQuery = z.strictObject({ purpose: purposeKey });
+const taskId = z
+  .uuid()
+  .optional()
+  .meta({ description: 'Staff: the open task that grants this read' });
+export const readQuery = z.strictObject({ purpose: purposeKey, taskId });
 
 export const searchBody = z.union([
-  z.strictObject({ email: fieldSchemas.email, purpose: purposeKey }),
-  z.strictObject({ phone: fieldSchemas.phone, purpose: purposeKey }),
+  z.strictObject({ email: fieldSchemas.email, purpose: purposeKey, taskId }),
+  z.strictObject({ phone: fieldSchemas.phone, purpose: purposeKey, taskId }),
 ]);
 export type SearchInput = z.output<typeof searchBody>;
 

@@ -448,6 +448,30 @@ function requirePurpose(
   return p;
 }
 
+/**
+ * How the gateway asks whether a staff member holds a grant: an open task assigned to them for
+ * this customer and purpose (the tasks module answers, inside the read's transaction).
+ */
+export interface TaskGrants {
+  hasTaskGrant(
+    trx: Kysely<DataDb>,
+    grant: {
+      readonly workspaceId: string;
+      readonly staffId: string;
+      readonly customerId: string;
+      readonly purpose: string;
+      readonly taskId: string;
+      readonly now: Date;
+    },
+  ): Promise<boolean>;
+}
+
+/** Who reads, and under which grant: staff need a task; integrations (API tokens) do not. */
+export interface ReadAccess {
+  readonly taskId: string | undefined;
+  readonly grants: TaskGrants;
+}
+
 /** Reads within one unit: the customer's fields of the purpose's categories, audited. */
 async function readUnderPurpose(
   ctx: Ctx,
@@ -456,6 +480,7 @@ async function readUnderPurpose(
   action: string,
   purpose: Purpose,
   customerIds: readonly string[],
+  access: ReadAccess,
 ): Promise<{
   customers: { id: string; created_at: string; updated_at: string }[];
   rows: CustomerFieldTable[];
@@ -469,8 +494,21 @@ async function readUnderPurpose(
   );
   const allowed: { id: string; created_at: string; updated_at: string }[] = [];
   const granted = new Map<string, Set<string>>();
+  const now = ctx.clock.now();
+  const taskReason = access.taskId === undefined ? null : `task:${access.taskId}`;
   for (const id of customerIds) {
     const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
+    const noGrant =
+      actor.type === 'staff' &&
+      (access.taskId === undefined ||
+        !(await access.grants.hasTaskGrant(scope.trx, {
+          workspaceId: actor.workspaceId,
+          staffId: actor.id,
+          customerId: id,
+          purpose: purpose.key,
+          taskId: access.taskId,
+          now,
+        })));
     if (customer === undefined) {
       await appendAudit(ctx, scope, actor, {
         action,
@@ -486,6 +524,15 @@ async function readUnderPurpose(
         purpose: purpose.key,
         outcome: 'denied',
         reason: 'purpose_not_active',
+      });
+    } else if (noGrant) {
+      // Staff read only under an open task assigned to them: answered like a missing record.
+      await appendAudit(ctx, scope, actor, {
+        action,
+        customerId: id,
+        purpose: purpose.key,
+        outcome: 'denied',
+        reason: taskReason === null ? 'no_task' : `no_grant;${taskReason}`,
       });
     } else {
       allowed.push(customer);
@@ -509,6 +556,7 @@ async function readUnderPurpose(
       purpose: purpose.key,
       fields: rows.filter((r) => r.customer_id === c.id).map((r) => r.field),
       outcome: 'allowed',
+      reason: taskReason,
     });
   }
   return { customers: allowed, rows };
@@ -519,6 +567,7 @@ export async function readCustomer(
   actor: Actor,
   id: string,
   purposeKey: string,
+  access: ReadAccess,
 ): Promise<CustomerDto> {
   const purposes = await cachedPurposes(ctx, actor.workspaceId);
   const purpose = purposes.get(purposeKey);
@@ -533,7 +582,7 @@ export async function readCustomer(
     requirePurpose(purposes, purposeKey, 'querystring.purpose');
   }
   const result = await ctx.data.batch.run((scope) =>
-    readUnderPurpose(ctx, scope, actor, 'customer.read', purpose as Purpose, [id]),
+    readUnderPurpose(ctx, scope, actor, 'customer.read', purpose as Purpose, [id], access),
   );
   const customer = result.customers[0];
   if (customer === undefined) throw notFound();
@@ -545,6 +594,7 @@ export async function searchCustomers(
   ctx: Ctx,
   actor: Actor,
   input: SearchInput,
+  access: ReadAccess,
 ): Promise<CustomerDto[]> {
   const purposes = await cachedPurposes(ctx, actor.workspaceId);
   const found = purposes.get(input.purpose);
@@ -579,7 +629,7 @@ export async function searchCustomers(
       });
       return { customers: [], rows: [] };
     }
-    return readUnderPurpose(ctx, scope, actor, 'customer.search', purpose, ids);
+    return readUnderPurpose(ctx, scope, actor, 'customer.search', purpose, ids, access);
   });
   const values = await decryptRows(ctx, actor.workspaceId, result.rows);
   return result.customers.map((c) => toDto(c, purpose.key, values.get(c.id)));

@@ -20,7 +20,9 @@ export {
   rewrapDataKeys,
   searchCustomers,
   updateCustomer,
+  type ReadAccess,
   type SubjectCategory,
+  type TaskGrants,
   type WriteGuard,
 } from './customers.service.js';
 export { customerRoutes } from './customers.routes.js';

@@ -11,6 +11,7 @@ import {
   destroyCustomerKeys,
   lockCustomer,
 } from '../customers/index.js';
+import { deleteTasksOf } from '../tasks/index.js';
 import * as store from './erasure.store.js';
 
 export interface ErasureRecord {
@@ -47,6 +48,7 @@ async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise
   await ctx.data.batch.run(async ({ trx }) => {
     await deleteCustomerData(trx, ws, row.customer_id);
     await deleteConsentsOf(trx, ws, row.customer_id);
+    await deleteTasksOf(trx, ws, row.customer_id);
   });
   const late = await destroyCustomerKeys(ctx, ws, row.customer_id);
   const destroyed = [
@@ -140,6 +142,7 @@ export async function beginErasureIn(
   await store.insertErasure(scope.trx, row);
   await deleteCustomerData(scope.trx, actor.workspaceId, customerId);
   await deleteConsentsOf(scope.trx, actor.workspaceId, customerId);
+  await deleteTasksOf(scope.trx, actor.workspaceId, customerId);
   await appendAudit(ctx, scope, actor, {
     action: 'erasure.start',
     customerId,

@@ -25,6 +25,7 @@ export {
   logout,
   passSecondFactor,
   enrollTotp,
+  findActiveStaffRole,
   type SessionPrincipal,
   type StaffMember,
 } from './staff.accounts.js';

@@ -596,3 +596,13 @@ export async function changeStaff(
   if (updated === undefined) throw new DomainError('not_found', 'No such staff member.');
   return toMember(ctx, updated);
 }
+
+/** The role of an active staff member of the workspace, or undefined. */
+export async function findActiveStaffRole(
+  ctx: Pick<AppContext, 'data'>,
+  workspaceId: string,
+  staffId: string,
+): Promise<Role | undefined> {
+  const row = await store.findAccount(ctx.data.reader, workspaceId, staffId);
+  return row?.status === 'active' && isRole(row.role) ? row.role : undefined;
+}

@@ -15,6 +15,7 @@ export const permissions = [
   'consents:stats',
   'tokens:manage',
   'staff:manage',
+  'tasks:manage',
   /** One's own session: finishing MFA, logging out, changing one's password. */
   'session:self',
 ] as const;
@@ -45,6 +46,7 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'consents:read',
     'consents:record',
     'consents:stats',
+    'tasks:manage',
     'session:self',
   ],
   agent: [
@@ -55,6 +57,7 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'purposes:read',
     'consents:read',
     'consents:record',
+    'tasks:manage',
     'session:self',
   ],
   marketer: ['customers:list', 'purposes:read', 'consents:stats', 'session:self'],

@@ -335,6 +335,38 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           .execute();
       },
     },
+    '0004_tasks': {
+      async up(db: Kysely<unknown>) {
+        const binary = binaryType(dialect);
+        // A task is the grant: an open task assigned to a staff member lets them read the
+        // customer's fields of the task's purpose until it closes or falls due.
+        await db.schema
+          .createTable('task')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('purpose_key', 'text', (c) => c.notNull())
+          .addColumn('title_sealed', binary, (c) => c.notNull())
+          .addColumn('assignee_id', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('due_at', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('closed_at', 'text')
+          .addPrimaryKeyConstraint('task_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('task_assignee_idx')
+          .on('task')
+          .columns(['workspace_id', 'assignee_id', 'status'])
+          .execute();
+        await db.schema
+          .createIndex('task_customer_idx')
+          .on('task')
+          .columns(['workspace_id', 'customer_id'])
+          .execute();
+      },
+    },
   };
 }
 

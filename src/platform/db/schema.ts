@@ -212,7 +212,23 @@ export interface LoginThrottleTable {
   failures: number;
 }
 
+export interface TaskTable {
+  workspace_id: string;
+  id: string;
+  customer_id: string;
+  purpose_key: string;
+  title_sealed: Uint8Array;
+  assignee_id: string;
+  created_by: string;
+  created_at: string;
+  due_at: string;
+  /** `open` or `closed`. */
+  status: string;
+  closed_at: string | null;
+}
+
 export interface DataDb {
+  task: TaskTable;
   staff_account: StaffAccountTable;
   staff_invitation: StaffInvitationTable;
   staff_session: StaffSessionTable;
