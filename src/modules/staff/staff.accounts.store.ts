@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Updateable } from 'kysely';
+import type { DialectName } from '../../platform/db/database.js';
 import type {
   DataDb,
   StaffAccountTable,
@@ -21,6 +22,38 @@ export async function findAccount(
     .where('workspace_id', '=', workspaceId)
     .where('id', '=', id)
     .executeTakeFirst();
+}
+
+/** The account row, locked for the rest of the transaction on PostgreSQL. */
+export async function findAccountForUpdate(
+  db: Kysely<DataDb>,
+  dialect: DialectName,
+  workspaceId: string,
+  id: string,
+): Promise<StaffAccountTable | undefined> {
+  const q = db
+    .selectFrom('staff_account')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id);
+  // SQLite has no row locks: a process's write transactions run one after another.
+  return (dialect === 'postgres' ? q.forUpdate() : q).executeTakeFirst();
+}
+
+/** Adds one to the failure count, atomically; answers the new count. */
+export async function incrementFailures(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  id: string,
+): Promise<number> {
+  const row = await db
+    .updateTable('staff_account')
+    .set({ failed_logins: sql<number>`failed_logins + 1` })
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .returning('failed_logins')
+    .executeTakeFirst();
+  return row?.failed_logins ?? 0;
 }
 
 export async function findByEmailDigest(

@@ -219,18 +219,20 @@ export interface NewSession {
   readonly mfaEnrolled: boolean;
 }
 
+/** Counts a failure atomically (concurrent failures all count) and locks at the threshold. */
 async function countFailure(
   ctx: AppContext,
   trx: Kysely<DataDb>,
   account: StaffAccountTable,
   now: Date,
 ): Promise<void> {
-  const failures = account.failed_logins + 1;
-  await store.updateAccount(trx, account.workspace_id, account.id, {
-    failed_logins: failures >= LOCKOUT_AFTER ? 0 : failures,
-    locked_until:
-      failures >= LOCKOUT_AFTER ? addMinutes(now, LOCKOUT_MINUTES) : account.locked_until,
-  });
+  const failures = await store.incrementFailures(trx, account.workspace_id, account.id);
+  if (failures >= LOCKOUT_AFTER) {
+    await store.updateAccount(trx, account.workspace_id, account.id, {
+      failed_logins: 0,
+      locked_until: addMinutes(now, LOCKOUT_MINUTES),
+    });
+  }
 }
 
 /**
@@ -297,7 +299,8 @@ export async function login(
       });
       return;
     }
-    await store.updateAccount(scope.trx, ws, account.id, { failed_logins: 0, locked_until: null });
+    // The failure count is reset only when the second factor passes: a password alone must not
+    // buy another round of code guesses.
     await store.insertSession(scope.trx, {
       workspace_id: ws,
       id: newId(),
@@ -425,20 +428,37 @@ export async function passSecondFactor(
   }
   const secret = await totpSecretOf(ctx, account);
   const enrolling = account.totp_enrolled_at === null;
-  let step: number | undefined;
-  let recoveryHash: string | undefined;
-  if (input.code !== undefined && secret !== undefined) {
-    step = verifyTotp(secret, input.code, now, account.totp_last_step);
-  } else if (input.recoveryCode !== undefined && !enrolling) {
-    recoveryHash = sha256Hex(input.recoveryCode.replace(/[\s-]/g, '').toLowerCase());
-  }
-  const recoveryCodes =
-    enrolling && step !== undefined
-      ? Array.from({ length: RECOVERY_CODES }, () => secureRandom(10).toString('hex'))
-      : null;
+  const recoveryHash =
+    input.recoveryCode !== undefined && !enrolling
+      ? sha256Hex(input.recoveryCode.replace(/[\s-]/g, '').toLowerCase())
+      : undefined;
+  const recoveryCodes = enrolling
+    ? Array.from({ length: RECOVERY_CODES }, () => secureRandom(10).toString('hex'))
+    : null;
+  // Decided inside the transaction, on the row as committed (locked on PostgreSQL): concurrent
+  // attempts are judged one after another, so a code passes once and every failure counts.
   const passed = await ctx.data.batch.run(async (scope) => {
-    let ok = step !== undefined;
-    if (recoveryHash !== undefined) {
+    const current = await store.findAccountForUpdate(
+      scope.trx,
+      ctx.data.dialect,
+      session.workspaceId,
+      session.staffId,
+    );
+    if (current === undefined) return 'gone' as const;
+    if (current.locked_until !== null && current.locked_until > now.toISOString()) {
+      await appendAudit(ctx, scope, actor, {
+        action: 'staff.mfa',
+        outcome: 'denied',
+        reason: 'locked',
+      });
+      return 'locked' as const;
+    }
+    let step: number | undefined;
+    let ok = false;
+    if (input.code !== undefined && secret !== undefined) {
+      step = verifyTotp(secret, input.code, now, current.totp_last_step);
+      ok = step !== undefined;
+    } else if (recoveryHash !== undefined) {
       ok =
         (await store.useRecoveryCode(
           scope.trx,
@@ -449,21 +469,22 @@ export async function passSecondFactor(
         )) > 0;
     }
     if (!ok) {
-      await countFailure(ctx, scope.trx, account, now);
+      await countFailure(ctx, scope.trx, current, now);
       await appendAudit(ctx, scope, actor, {
         action: 'staff.mfa',
         outcome: 'denied',
         reason: secret === undefined ? 'not_enrolled' : 'wrong_code',
       });
-      return false;
+      return 'failed' as const;
     }
+    const completesEnrolment = current.totp_enrolled_at === null;
     await store.updateAccount(scope.trx, session.workspaceId, session.staffId, {
       failed_logins: 0,
       ...(step === undefined ? {} : { totp_last_step: step }),
-      ...(enrolling ? { totp_enrolled_at: now.toISOString() } : {}),
+      ...(completesEnrolment ? { totp_enrolled_at: now.toISOString() } : {}),
       updated_at: now.toISOString(),
     });
-    if (recoveryCodes !== null) {
+    if (completesEnrolment && recoveryCodes !== null) {
       await store.replaceRecoveryCodes(
         scope.trx,
         session.workspaceId,
@@ -480,12 +501,21 @@ export async function passSecondFactor(
     await appendAudit(ctx, scope, actor, {
       action: 'staff.mfa',
       outcome: 'allowed',
-      reason: recoveryHash !== undefined ? 'recovery_code' : enrolling ? 'totp_enrolled' : 'totp',
+      reason:
+        recoveryHash !== undefined
+          ? 'recovery_code'
+          : completesEnrolment
+            ? 'totp_enrolled'
+            : 'totp',
     });
-    return true;
+    return completesEnrolment ? ('enrolled' as const) : ('passed' as const);
   });
-  if (!passed) throw new DomainError('mfa_failed', 'The code is not valid.');
-  return { recoveryCodes };
+  if (passed === 'gone') throw new DomainError('unauthenticated', 'Sign in again.');
+  if (passed === 'locked') {
+    throw new DomainError('account_locked', 'Too many failed attempts; try again later.');
+  }
+  if (passed === 'failed') throw new DomainError('mfa_failed', 'The code is not valid.');
+  return { recoveryCodes: passed === 'enrolled' ? recoveryCodes : null };
 }
 
 export async function logout(

@@ -21,13 +21,20 @@ export function verifyTotp(
   afterStep: number | null,
 ): number | undefined {
   if (!/^[0-9]{6}$/.test(code)) return undefined;
-  const result = verifySync({
-    secret,
-    token: code,
-    epoch: Math.floor(now.getTime() / 1000),
-    epochTolerance: 30,
-    ...(afterStep === null ? {} : { afterTimeStep: afterStep }),
-  });
+  let result;
+  try {
+    result = verifySync({
+      secret,
+      token: code,
+      epoch: Math.floor(now.getTime() / 1000),
+      epochTolerance: 30,
+      ...(afterStep === null ? {} : { afterTimeStep: afterStep }),
+    });
+  } catch {
+    // otplib throws when every step it would check is at or before `afterStep` (a clock that
+    // went back): no code can pass then.
+    return undefined;
+  }
   if (!result.valid) return undefined;
   const step = (result as { timeStep?: unknown }).timeStep;
   return typeof step === 'number' ? step : undefined;
