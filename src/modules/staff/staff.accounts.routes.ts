@@ -266,7 +266,11 @@ export function staffAccountRoutes(ctx: AppContext): RouteDefinition[] {
         response: { 200: ok },
       },
       handler: async (req) => {
-        await changePassword(ctx, sessionOf(req), req.body, req.requestId);
+        const session = sessionOf(req);
+        // Only a session that passed the second factor changes the password: a password alone
+        // must not be enough to lock the owner out.
+        if (!session.mfa) throw new DomainError('mfa_required', 'Pass the second factor first.');
+        await changePassword(ctx, session, req.body, req.requestId);
         return {
           status: 200,
           cookies: [clearedSessionCookie(cookieSecure(req.raw))],

@@ -240,27 +240,17 @@ export async function useRecoveryCode(
   return Number(r.numUpdatedRows);
 }
 
-export async function sourceFailures(
+/**
+ * Counts one more login attempt from a client address in its window, atomically, before the
+ * password is checked; answers the count. A successful login gives its attempt back.
+ */
+export async function reserveSourceAttempt(
   db: Kysely<DataDb>,
   source: string,
   windowStart: string,
 ): Promise<number> {
+  // INSERT ... ON CONFLICT DO UPDATE ... RETURNING: the same SQL on both dialects.
   const row = await db
-    .selectFrom('login_throttle')
-    .select('failures')
-    .where('source', '=', source)
-    .where('window_start', '=', windowStart)
-    .executeTakeFirst();
-  return row?.failures ?? 0;
-}
-
-export async function addSourceFailure(
-  db: Kysely<DataDb>,
-  source: string,
-  windowStart: string,
-): Promise<void> {
-  // INSERT ... ON CONFLICT DO UPDATE: the same SQL on both dialects.
-  await db
     .insertInto('login_throttle')
     .values({ source, window_start: windowStart, failures: 1 })
     .onConflict((oc) =>
@@ -268,6 +258,21 @@ export async function addSourceFailure(
         failures: sql<number>`login_throttle.failures + 1`,
       }),
     )
-    .execute();
+    .returning('failures')
+    .executeTakeFirstOrThrow();
   await db.deleteFrom('login_throttle').where('window_start', '<', windowStart).execute();
+  return row.failures;
+}
+
+export async function releaseSourceAttempt(
+  db: Kysely<DataDb>,
+  source: string,
+  windowStart: string,
+): Promise<void> {
+  await db
+    .updateTable('login_throttle')
+    .set({ failures: sql<number>`failures - 1` })
+    .where('source', '=', source)
+    .where('window_start', '=', windowStart)
+    .execute();
 }

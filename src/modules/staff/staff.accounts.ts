@@ -190,6 +190,9 @@ export async function acceptInvitation(
   const hash = await hashPassword(input.password);
   const ws = invitation.workspace_id;
   const accepted = await ctx.data.batch.run(async (scope) => {
+    const account = await store.findAccount(scope.trx, ws, invitation.staff_id);
+    // A member disabled before accepting stays disabled: the invitation died with them.
+    if (account?.status !== 'invited') return false;
     if ((await store.useInvitation(scope.trx, ws, invitation.id, now.toISOString())) === 0) {
       return false;
     }
@@ -251,7 +254,12 @@ export async function login(
   const windowStart = new Date(
     Math.floor(now.getTime() / (SOURCE_WINDOW_MINUTES * 60_000)) * SOURCE_WINDOW_MINUTES * 60_000,
   ).toISOString();
-  if ((await store.sourceFailures(ctx.data.db, source, windowStart)) >= SOURCE_FAILURES) {
+  // The attempt is counted before the password is checked, so attempts sent at once cannot
+  // slip past the limit; a successful one is given back.
+  const attempts = await ctx.data.batch.run(({ trx }) =>
+    store.reserveSourceAttempt(trx, source, windowStart),
+  );
+  if (attempts > SOURCE_FAILURES) {
     await recordAudit(ctx, anonymous(ws, origin.requestId), {
       action: 'staff.login',
       outcome: 'denied',
@@ -281,7 +289,6 @@ export async function login(
             requestId: origin.requestId,
           };
     if (!ok) {
-      await store.addSourceFailure(scope.trx, source, windowStart);
       if (account !== undefined && !locked && account.status === 'active') {
         await countFailure(ctx, scope.trx, account, now);
       }
@@ -299,6 +306,7 @@ export async function login(
       });
       return;
     }
+    await store.releaseSourceAttempt(scope.trx, source, windowStart);
     // The failure count is reset only when the second factor passes: a password alone must not
     // buy another round of code guesses.
     await store.insertSession(scope.trx, {
@@ -547,6 +555,14 @@ export async function changePassword(
 ): Promise<void> {
   checkPassword(input.newPassword, 'body.newPassword');
   const account = await store.findAccount(ctx.data.db, session.workspaceId, session.staffId);
+  if (account?.locked_until != null && account.locked_until > ctx.clock.now().toISOString()) {
+    await recordAudit(ctx, staffActor(session, requestId), {
+      action: 'staff.password.change',
+      outcome: 'denied',
+      reason: 'locked',
+    });
+    throw new DomainError('account_locked', 'Too many failed attempts; try again later.');
+  }
   const ok =
     account?.password_hash != null &&
     (await verifyPassword(account.password_hash, input.currentPassword));
