@@ -20,7 +20,7 @@ import {
 import { agreementRoutes, startExpirySweep, sweepAgreements } from './modules/agreements/index.js';
 import { purposeRoutes, seedDefaultPurposes } from './modules/purposes/index.js';
 import { staffAccountRoutes, staffRoutes } from './modules/staff/index.js';
-import { hasTaskGrant, taskRoutes } from './modules/tasks/index.js';
+import { hasBreakGlassGrant, hasTaskGrant, taskRoutes } from './modules/tasks/index.js';
 import {
   DEFAULT_WORKSPACE,
   ensureWorkspace,
@@ -107,7 +107,7 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
           },
           destroyedKeyIds: shreddedKeyIds,
         },
-        { hasTaskGrant },
+        { hasTaskGrant, hasBreakGlassGrant },
       ),
       ...taskRoutes(ctx),
       ...agreementRoutes(ctx),

@@ -78,6 +78,7 @@ export function customerRoutes(
         status: 200,
         body: await readCustomer(ctx, req.actor, req.params.id, req.query.purpose, {
           taskId: req.query.taskId,
+          breakGlassId: req.query.breakGlassId,
           grants,
         }),
       }),

@@ -85,7 +85,11 @@ const taskId = z
   .uuid()
   .optional()
   .meta({ description: 'Staff: the open task that grants this read' });
-export const readQuery = z.strictObject({ purpose: purposeKey, taskId });
+const breakGlassId = z
+  .uuid()
+  .optional()
+  .meta({ description: 'Staff, without a task: a live break-glass grant of theirs' });
+export const readQuery = z.strictObject({ purpose: purposeKey, taskId, breakGlassId });
 
 export const searchBody = z.union([
   z.strictObject({ email: fieldSchemas.email, purpose: purposeKey, taskId }),

@@ -464,12 +464,43 @@ export interface TaskGrants {
       readonly now: Date;
     },
   ): Promise<boolean>;
+  hasBreakGlassGrant(
+    trx: Kysely<DataDb>,
+    grant: {
+      readonly workspaceId: string;
+      readonly staffId: string;
+      readonly customerId: string;
+      readonly purpose: string;
+      readonly breakGlassId: string;
+      readonly now: Date;
+    },
+  ): Promise<boolean>;
 }
 
 /** Who reads, and under which grant: staff need a task; integrations (API tokens) do not. */
 export interface ReadAccess {
   readonly taskId: string | undefined;
+  /** Instead of a task: a live break-glass grant of the reader (audited, reviewed later). */
+  readonly breakGlassId?: string | undefined;
   readonly grants: TaskGrants;
+}
+
+async function hasGrant(
+  trx: Kysely<DataDb>,
+  actor: Actor,
+  customerId: string,
+  purpose: string,
+  access: ReadAccess,
+  now: Date,
+): Promise<boolean> {
+  const base = { workspaceId: actor.workspaceId, staffId: actor.id, customerId, purpose, now };
+  if (access.taskId !== undefined) {
+    return access.grants.hasTaskGrant(trx, { ...base, taskId: access.taskId });
+  }
+  if (access.breakGlassId !== undefined) {
+    return access.grants.hasBreakGlassGrant(trx, { ...base, breakGlassId: access.breakGlassId });
+  }
+  return false;
 }
 
 /** Reads within one unit: the customer's fields of the purpose's categories, audited. */
@@ -495,20 +526,16 @@ async function readUnderPurpose(
   const allowed: { id: string; created_at: string; updated_at: string }[] = [];
   const granted = new Map<string, Set<string>>();
   const now = ctx.clock.now();
-  const taskReason = access.taskId === undefined ? null : `task:${access.taskId}`;
+  const taskReason =
+    access.taskId !== undefined
+      ? `task:${access.taskId}`
+      : access.breakGlassId !== undefined
+        ? `break_glass:${access.breakGlassId}`
+        : null;
   for (const id of customerIds) {
     const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
     const noGrant =
-      actor.type === 'staff' &&
-      (access.taskId === undefined ||
-        !(await access.grants.hasTaskGrant(scope.trx, {
-          workspaceId: actor.workspaceId,
-          staffId: actor.id,
-          customerId: id,
-          purpose: purpose.key,
-          taskId: access.taskId,
-          now,
-        })));
+      actor.type === 'staff' && !(await hasGrant(scope.trx, actor, id, purpose.key, access, now));
     if (customer === undefined) {
       await appendAudit(ctx, scope, actor, {
         action,

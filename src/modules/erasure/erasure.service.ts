@@ -11,7 +11,7 @@ import {
   destroyCustomerKeys,
   lockCustomer,
 } from '../customers/index.js';
-import { deleteTasksOf } from '../tasks/index.js';
+import { deleteBreakGlassOf, deleteTasksOf } from '../tasks/index.js';
 import * as store from './erasure.store.js';
 
 export interface ErasureRecord {
@@ -49,6 +49,7 @@ async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise
     await deleteCustomerData(trx, ws, row.customer_id);
     await deleteConsentsOf(trx, ws, row.customer_id);
     await deleteTasksOf(trx, ws, row.customer_id);
+    await deleteBreakGlassOf(trx, ws, row.customer_id);
   });
   const late = await destroyCustomerKeys(ctx, ws, row.customer_id);
   const destroyed = [
@@ -143,6 +144,7 @@ export async function beginErasureIn(
   await deleteCustomerData(scope.trx, actor.workspaceId, customerId);
   await deleteConsentsOf(scope.trx, actor.workspaceId, customerId);
   await deleteTasksOf(scope.trx, actor.workspaceId, customerId);
+  await deleteBreakGlassOf(scope.trx, actor.workspaceId, customerId);
   await appendAudit(ctx, scope, actor, {
     action: 'erasure.start',
     customerId,

@@ -16,6 +16,8 @@ export const permissions = [
   'tokens:manage',
   'staff:manage',
   'tasks:manage',
+  'break_glass:use',
+  'break_glass:review',
   /** One's own session: finishing MFA, logging out, changing one's password. */
   'session:self',
 ] as const;
@@ -47,6 +49,8 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'consents:record',
     'consents:stats',
     'tasks:manage',
+    'break_glass:use',
+    'break_glass:review',
     'session:self',
   ],
   agent: [
@@ -58,6 +62,7 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'consents:read',
     'consents:record',
     'tasks:manage',
+    'break_glass:use',
     'session:self',
   ],
   marketer: ['customers:list', 'purposes:read', 'consents:stats', 'session:self'],

@@ -4,3 +4,9 @@
  */
 export { deleteTasksOf, hasTaskGrant, type Task } from './tasks.service.js';
 export { taskRoutes } from './tasks.routes.js';
+export {
+  BREAK_GLASS_MINUTES,
+  deleteBreakGlassOf,
+  hasBreakGlassGrant,
+  type BreakGlass,
+} from './tasks.break-glass.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { AppContext } from '../../platform/context.js';
 import { defineRoute, type RouteDefinition } from '../../platform/http/route.js';
+import { breakGlass, listBreakGlass, reviewBreakGlass } from './tasks.break-glass.js';
 import { closeTask, createTask, listTasks, reassignTask } from './tasks.service.js';
 
 const taskDto = z.object({
@@ -16,6 +17,19 @@ const taskDto = z.object({
   closedAt: z.string().nullable(),
 });
 const taskParams = z.strictObject({ id: z.uuid() });
+const breakGlassDto = z.object({
+  id: z.string(),
+  staffId: z.string(),
+  customerId: z.string(),
+  purpose: z.string(),
+  justification: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  reviewStatus: z.enum(['pending', 'approved', 'flagged']),
+  reviewedBy: z.string().nullable(),
+  reviewedAt: z.string().nullable(),
+  note: z.string().nullable(),
+});
 
 export function taskRoutes(ctx: AppContext): RouteDefinition[] {
   return [
@@ -85,6 +99,69 @@ export function taskRoutes(ctx: AppContext): RouteDefinition[] {
       handler: async (req) => ({
         status: 200,
         body: await closeTask(ctx, req.actor, req.params.id),
+      }),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/v1/break-glass',
+      permission: 'break_glass:use',
+      summary:
+        'Emergency access without a task: one customer, one purpose, 30 minutes, on a written justification; reviewed by a privacy officer',
+      tags: ['tasks'],
+      errors: [400, 401, 403, 404, 409, 413, 415, 503],
+      personalData: true,
+      schema: {
+        body: z.strictObject({
+          customerId: z.uuid(),
+          purpose: z
+            .string()
+            .min(1)
+            .max(64)
+            .regex(/^[a-z0-9_]+$/),
+          justification: z.string().trim().min(20).max(1000),
+        }),
+        response: { 201: breakGlassDto },
+      },
+      handler: async (req) => ({ status: 201, body: await breakGlass(ctx, req.actor, req.body) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/api/v1/break-glass',
+      permission: 'break_glass:review',
+      summary: "The privacy officer's review queue (pending by default)",
+      tags: ['tasks'],
+      errors: [400, 401, 403, 503],
+      personalData: true,
+      schema: {
+        querystring: z.strictObject({
+          status: z.enum(['pending', 'approved', 'flagged']).default('pending'),
+        }),
+        response: { 200: z.object({ items: z.array(breakGlassDto) }) },
+      },
+      handler: async (req) => ({
+        status: 200,
+        body: { items: await listBreakGlass(ctx, req.actor, req.query.status) },
+      }),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/v1/break-glass/:id/review',
+      permission: 'break_glass:review',
+      summary: "Approve a break-glass access, or flag it with a note (once; not one's own)",
+      tags: ['tasks'],
+      errors: [400, 401, 403, 404, 409, 413, 415, 503],
+      personalData: true,
+      schema: {
+        params: taskParams,
+        body: z.strictObject({
+          decision: z.enum(['approve', 'flag']),
+          note: z.string().trim().min(1).max(1000).optional(),
+        }),
+        response: { 200: breakGlassDto },
+      },
+      handler: async (req) => ({
+        status: 200,
+        body: await reviewBreakGlass(ctx, req.actor, req.params.id, req.body),
       }),
     }),
   ];

@@ -367,6 +367,33 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           .execute();
       },
     },
+    '0005_break_glass': {
+      async up(db: Kysely<unknown>) {
+        const binary = binaryType(dialect);
+        // Emergency access without a task: justified, short-lived, reviewed afterwards.
+        await db.schema
+          .createTable('break_glass')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('staff_id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('purpose_key', 'text', (c) => c.notNull())
+          .addColumn('justification_sealed', binary, (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('review_status', 'text', (c) => c.notNull())
+          .addColumn('reviewed_by', 'text')
+          .addColumn('reviewed_at', 'text')
+          .addColumn('note_sealed', binary)
+          .addPrimaryKeyConstraint('break_glass_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('break_glass_review_idx')
+          .on('break_glass')
+          .columns(['workspace_id', 'review_status'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -227,7 +227,24 @@ export interface TaskTable {
   closed_at: string | null;
 }
 
+export interface BreakGlassTable {
+  workspace_id: string;
+  id: string;
+  staff_id: string;
+  customer_id: string;
+  purpose_key: string;
+  justification_sealed: Uint8Array;
+  created_at: string;
+  expires_at: string;
+  /** `pending` until a privacy officer reviews it: `approved` or `flagged`. */
+  review_status: string;
+  reviewed_by: string | null;
+  reviewed_at: string | null;
+  note_sealed: Uint8Array | null;
+}
+
 export interface DataDb {
+  break_glass: BreakGlassTable;
   task: TaskTable;
   staff_account: StaffAccountTable;
   staff_invitation: StaffInvitationTable;

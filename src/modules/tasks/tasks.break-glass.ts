@@ -1,0 +1,231 @@
+import type { Kysely } from 'kysely';
+import type { Actor, AppContext } from '../../platform/context.js';
+import type { BreakGlassTable, DataDb } from '../../platform/db/schema.js';
+import { DomainError } from '../../platform/errors.js';
+import { newId } from '../../platform/ids.js';
+import { appendAudit, recordAudit } from '../audit/index.js';
+import { activeAgreementsOf } from '../consent/index.js';
+import { describeHoldings, openSubjectFields, sealSubjectFields } from '../customers/index.js';
+
+/**
+ * Break-glass: a read without a task, for one customer and one purpose, on a written
+ * justification. It lasts 30 minutes, is audited as `break_glass`, and waits in the privacy
+ * officer's review queue until approved or flagged with a note. Texts are sealed under a key of
+ * the customer, like task titles.
+ */
+
+export const BREAK_GLASS_MINUTES = 30;
+
+export interface BreakGlass {
+  readonly id: string;
+  readonly staffId: string;
+  readonly customerId: string;
+  readonly purpose: string;
+  readonly justification: string;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly reviewStatus: 'pending' | 'approved' | 'flagged';
+  readonly reviewedBy: string | null;
+  readonly reviewedAt: string | null;
+  readonly note: string | null;
+}
+
+async function toBreakGlass(ctx: AppContext, row: BreakGlassTable): Promise<BreakGlass> {
+  const sealed: Record<string, Uint8Array> = {
+    [`justification:${row.id}`]: row.justification_sealed,
+  };
+  if (row.note_sealed !== null) sealed[`note:${row.id}`] = row.note_sealed;
+  const open = await openSubjectFields(ctx, row.workspace_id, row.customer_id, 'tasks', sealed);
+  return {
+    id: row.id,
+    staffId: row.staff_id,
+    customerId: row.customer_id,
+    purpose: row.purpose_key,
+    justification: open[`justification:${row.id}`] ?? '',
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    reviewStatus: row.review_status as BreakGlass['reviewStatus'],
+    reviewedBy: row.reviewed_by,
+    reviewedAt: row.reviewed_at,
+    note: open[`note:${row.id}`] ?? null,
+  };
+}
+
+/** Opens a break-glass grant; the customer must exist here and have agreed to the purpose. */
+export async function breakGlass(
+  ctx: AppContext,
+  actor: Actor,
+  input: { customerId: string; purpose: string; justification: string },
+): Promise<BreakGlass> {
+  const now = ctx.clock.now();
+  const id = newId();
+  const holdings = await describeHoldings(ctx, actor.workspaceId, input.customerId);
+  const reason = await ctx.data.batch.run(async (scope) => {
+    const active = holdings.exists
+      ? (await activeAgreementsOf(scope.trx, actor.workspaceId, [input.customerId], now)).get(
+          input.customerId,
+        )
+      : undefined;
+    const refused = !holdings.exists
+      ? 'not_found'
+      : active?.get(input.purpose) === undefined
+        ? 'purpose_not_active'
+        : null;
+    await appendAudit(ctx, scope, actor, {
+      action: 'break_glass',
+      customerId: input.customerId,
+      purpose: input.purpose,
+      fields: [`break_glass:${id}`],
+      outcome: refused === null ? 'allowed' : 'denied',
+      reason: refused,
+    });
+    return refused;
+  });
+  if (reason === 'not_found') throw new DomainError('not_found', 'No such customer.');
+  if (reason !== null) {
+    throw new DomainError(
+      'consent_not_active',
+      'The customer has no active agreement for this purpose.',
+      { fields: ['body.purpose'] },
+    );
+  }
+  const sealed = await sealSubjectFields(ctx, actor.workspaceId, input.customerId, 'tasks', {
+    [`justification:${id}`]: input.justification,
+  });
+  const row: BreakGlassTable = {
+    workspace_id: actor.workspaceId,
+    id,
+    staff_id: actor.id,
+    customer_id: input.customerId,
+    purpose_key: input.purpose,
+    justification_sealed: sealed[`justification:${id}`] ?? Buffer.alloc(0),
+    created_at: now.toISOString(),
+    expires_at: new Date(now.getTime() + BREAK_GLASS_MINUTES * 60_000).toISOString(),
+    review_status: 'pending',
+    reviewed_by: null,
+    reviewed_at: null,
+    note_sealed: null,
+  };
+  await ctx.data.batch.run(({ trx }) => trx.insertInto('break_glass').values(row).execute());
+  return toBreakGlass(ctx, row);
+}
+
+/** The gateway's check: a live break-glass grant of this staff member for customer and purpose. */
+export async function hasBreakGlassGrant(
+  trx: Kysely<DataDb>,
+  grant: {
+    readonly workspaceId: string;
+    readonly staffId: string;
+    readonly customerId: string;
+    readonly purpose: string;
+    readonly breakGlassId: string;
+    readonly now: Date;
+  },
+): Promise<boolean> {
+  const row = await trx
+    .selectFrom('break_glass')
+    .select(['staff_id', 'customer_id', 'purpose_key', 'expires_at'])
+    .where('workspace_id', '=', grant.workspaceId)
+    .where('id', '=', grant.breakGlassId)
+    .executeTakeFirst();
+  return (
+    row !== undefined &&
+    row.staff_id === grant.staffId &&
+    row.customer_id === grant.customerId &&
+    row.purpose_key === grant.purpose &&
+    row.expires_at > grant.now.toISOString()
+  );
+}
+
+/** The review queue: break-glass grants by status (pending by default). Audited. */
+export async function listBreakGlass(
+  ctx: AppContext,
+  actor: Actor,
+  status: 'pending' | 'approved' | 'flagged',
+): Promise<BreakGlass[]> {
+  const rows = await ctx.data.reader
+    .selectFrom('break_glass')
+    .selectAll()
+    .where('workspace_id', '=', actor.workspaceId)
+    .where('review_status', '=', status)
+    .orderBy('id')
+    .limit(500)
+    .execute();
+  await recordAudit(ctx, actor, {
+    action: 'break_glass.list',
+    fields: rows.map((r) => `break_glass:${r.id}`),
+    outcome: 'allowed',
+  });
+  return Promise.all(rows.map((r) => toBreakGlass(ctx, r)));
+}
+
+/** A privacy officer approves a break-glass read, or flags it with a note. Once only. */
+export async function reviewBreakGlass(
+  ctx: AppContext,
+  actor: Actor,
+  id: string,
+  review: { decision: 'approve' | 'flag'; note?: string | undefined },
+): Promise<BreakGlass> {
+  if (review.decision === 'flag' && (review.note === undefined || review.note.length === 0)) {
+    throw new DomainError('invalid_input', 'A flag needs a note.', { fields: ['body.note'] });
+  }
+  const found = await ctx.data.reader
+    .selectFrom('break_glass')
+    .selectAll()
+    .where('workspace_id', '=', actor.workspaceId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+  if (found === undefined) throw new DomainError('not_found', 'No such break-glass access.');
+  if (found.staff_id === actor.id) {
+    throw new DomainError('forbidden', 'Nobody reviews their own break-glass access.');
+  }
+  const note =
+    review.note === undefined
+      ? null
+      : ((
+          await sealSubjectFields(ctx, actor.workspaceId, found.customer_id, 'tasks', {
+            [`note:${id}`]: review.note,
+          })
+        )[`note:${id}`] ?? null);
+  const at = ctx.clock.now().toISOString();
+  const status = review.decision === 'approve' ? 'approved' : 'flagged';
+  const changed = await ctx.data.batch.run(async (scope) => {
+    const r = await scope.trx
+      .updateTable('break_glass')
+      .set({ review_status: status, reviewed_by: actor.id, reviewed_at: at, note_sealed: note })
+      .where('workspace_id', '=', actor.workspaceId)
+      .where('id', '=', id)
+      .where('review_status', '=', 'pending')
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) return false;
+    await appendAudit(ctx, scope, actor, {
+      action: 'break_glass.review',
+      customerId: found.customer_id,
+      purpose: found.purpose_key,
+      fields: [`break_glass:${id}`],
+      outcome: 'done',
+      reason: status,
+    });
+    return true;
+  });
+  if (!changed) throw new DomainError('conflict', 'This access was reviewed already.');
+  return toBreakGlass(ctx, {
+    ...found,
+    review_status: status,
+    reviewed_by: actor.id,
+    reviewed_at: at,
+    note_sealed: note,
+  });
+}
+
+export async function deleteBreakGlassOf(
+  trx: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<void> {
+  await trx
+    .deleteFrom('break_glass')
+    .where('workspace_id', '=', workspaceId)
+    .where('customer_id', '=', customerId)
+    .execute();
+}
