@@ -6,6 +6,7 @@ import { newId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import { activeAgreementsOf } from '../consent/index.js';
 import { describeHoldings, openSubjectFields, sealSubjectFields } from '../customers/index.js';
+import * as store from './tasks.store.js';
 
 /**
  * Break-glass: a read without a task, for one customer and one purpose, on a written
@@ -106,7 +107,7 @@ export async function breakGlass(
     reviewed_at: null,
     note_sealed: null,
   };
-  await ctx.data.batch.run(({ trx }) => trx.insertInto('break_glass').values(row).execute());
+  await ctx.data.batch.run(({ trx }) => store.insertBreakGlass(trx, row));
   return toBreakGlass(ctx, row);
 }
 
@@ -122,12 +123,7 @@ export async function hasBreakGlassGrant(
     readonly now: Date;
   },
 ): Promise<boolean> {
-  const row = await trx
-    .selectFrom('break_glass')
-    .select(['staff_id', 'customer_id', 'purpose_key', 'expires_at'])
-    .where('workspace_id', '=', grant.workspaceId)
-    .where('id', '=', grant.breakGlassId)
-    .executeTakeFirst();
+  const row = await store.findBreakGlass(trx, grant.workspaceId, grant.breakGlassId);
   return (
     row !== undefined &&
     row.staff_id === grant.staffId &&
@@ -143,14 +139,7 @@ export async function listBreakGlass(
   actor: Actor,
   status: 'pending' | 'approved' | 'flagged',
 ): Promise<BreakGlass[]> {
-  const rows = await ctx.data.reader
-    .selectFrom('break_glass')
-    .selectAll()
-    .where('workspace_id', '=', actor.workspaceId)
-    .where('review_status', '=', status)
-    .orderBy('id')
-    .limit(500)
-    .execute();
+  const rows = await store.listBreakGlass(ctx.data.reader, actor.workspaceId, status);
   await recordAudit(ctx, actor, {
     action: 'break_glass.list',
     fields: rows.map((r) => `break_glass:${r.id}`),
@@ -169,12 +158,7 @@ export async function reviewBreakGlass(
   if (review.decision === 'flag' && (review.note === undefined || review.note.length === 0)) {
     throw new DomainError('invalid_input', 'A flag needs a note.', { fields: ['body.note'] });
   }
-  const found = await ctx.data.reader
-    .selectFrom('break_glass')
-    .selectAll()
-    .where('workspace_id', '=', actor.workspaceId)
-    .where('id', '=', id)
-    .executeTakeFirst();
+  const found = await store.findBreakGlass(ctx.data.reader, actor.workspaceId, id);
   if (found === undefined) throw new DomainError('not_found', 'No such break-glass access.');
   if (found.staff_id === actor.id) {
     throw new DomainError('forbidden', 'Nobody reviews their own break-glass access.');
@@ -190,14 +174,13 @@ export async function reviewBreakGlass(
   const at = ctx.clock.now().toISOString();
   const status = review.decision === 'approve' ? 'approved' : 'flagged';
   const changed = await ctx.data.batch.run(async (scope) => {
-    const r = await scope.trx
-      .updateTable('break_glass')
-      .set({ review_status: status, reviewed_by: actor.id, reviewed_at: at, note_sealed: note })
-      .where('workspace_id', '=', actor.workspaceId)
-      .where('id', '=', id)
-      .where('review_status', '=', 'pending')
-      .executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 0) return false;
+    const n = await store.reviewBreakGlass(scope.trx, actor.workspaceId, id, {
+      review_status: status,
+      reviewed_by: actor.id,
+      reviewed_at: at,
+      note_sealed: note,
+    });
+    if (n === 0) return false;
     await appendAudit(ctx, scope, actor, {
       action: 'break_glass.review',
       customerId: found.customer_id,
@@ -223,9 +206,5 @@ export async function deleteBreakGlassOf(
   workspaceId: string,
   customerId: string,
 ): Promise<void> {
-  await trx
-    .deleteFrom('break_glass')
-    .where('workspace_id', '=', workspaceId)
-    .where('customer_id', '=', customerId)
-    .execute();
+  await store.deleteBreakGlassOf(trx, workspaceId, customerId);
 }
