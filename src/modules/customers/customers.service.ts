@@ -526,12 +526,15 @@ async function readUnderPurpose(
   const allowed: { id: string; created_at: string; updated_at: string }[] = [];
   const granted = new Map<string, Set<string>>();
   const now = ctx.clock.now();
+  // Only a staff reader's grant is checked, so only theirs is recorded as the reason.
   const taskReason =
-    access.taskId !== undefined
-      ? `task:${access.taskId}`
-      : access.breakGlassId !== undefined
-        ? `break_glass:${access.breakGlassId}`
-        : null;
+    actor.type !== 'staff'
+      ? null
+      : access.taskId !== undefined
+        ? `task:${access.taskId}`
+        : access.breakGlassId !== undefined
+          ? `break_glass:${access.breakGlassId}`
+          : null;
   for (const id of customerIds) {
     const customer = await store.findCustomer(scope.trx, actor.workspaceId, id);
     const noGrant =

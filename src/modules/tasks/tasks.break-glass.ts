@@ -5,7 +5,13 @@ import { DomainError } from '../../platform/errors.js';
 import { newId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import { activeAgreementsOf } from '../consent/index.js';
-import { describeHoldings, openSubjectFields, sealSubjectFields } from '../customers/index.js';
+import {
+  describeHoldings,
+  destroyCustomerKeys,
+  lockCustomer,
+  openSubjectFields,
+  sealSubjectFields,
+} from '../customers/index.js';
 import * as store from './tasks.store.js';
 
 /**
@@ -58,38 +64,42 @@ export async function breakGlass(
   actor: Actor,
   input: { customerId: string; purpose: string; justification: string },
 ): Promise<BreakGlass> {
+  if (actor.type !== 'staff') {
+    // Integrations read under the purpose rules already; emergencies are for people.
+    throw new DomainError('forbidden', 'Only a signed-in staff member can break the glass.');
+  }
   const now = ctx.clock.now();
   const id = newId();
   const holdings = await describeHoldings(ctx, actor.workspaceId, input.customerId);
-  const reason = await ctx.data.batch.run(async (scope) => {
-    const active = holdings.exists
-      ? (await activeAgreementsOf(scope.trx, actor.workspaceId, [input.customerId], now)).get(
-          input.customerId,
-        )
-      : undefined;
-    const refused = !holdings.exists
-      ? 'not_found'
-      : active?.get(input.purpose) === undefined
-        ? 'purpose_not_active'
-        : null;
-    await appendAudit(ctx, scope, actor, {
+  if (!holdings.exists) {
+    await recordAudit(ctx, actor, {
       action: 'break_glass',
       customerId: input.customerId,
       purpose: input.purpose,
-      fields: [`break_glass:${id}`],
-      outcome: refused === null ? 'allowed' : 'denied',
-      reason: refused,
+      outcome: 'denied',
+      reason: 'not_found',
     });
-    return refused;
-  });
-  if (reason === 'not_found') throw new DomainError('not_found', 'No such customer.');
-  if (reason !== null) {
+    throw new DomainError('not_found', 'No such customer.');
+  }
+  // A first, non-authoritative check, so that no key is made for a task refused anyway.
+  const agreed = (
+    await activeAgreementsOf(ctx.data.reader, actor.workspaceId, [input.customerId], now)
+  ).get(input.customerId);
+  if (agreed?.get(input.purpose) === undefined) {
+    await recordAudit(ctx, actor, {
+      action: 'break_glass',
+      customerId: input.customerId,
+      purpose: input.purpose,
+      outcome: 'denied',
+      reason: 'purpose_not_active',
+    });
     throw new DomainError(
       'consent_not_active',
       'The customer has no active agreement for this purpose.',
       { fields: ['body.purpose'] },
     );
   }
+  // As for tasks: sealed first, then checked and written in one transaction under the lock.
   const sealed = await sealSubjectFields(ctx, actor.workspaceId, input.customerId, 'tasks', {
     [`justification:${id}`]: input.justification,
   });
@@ -107,7 +117,40 @@ export async function breakGlass(
     reviewed_at: null,
     note_sealed: null,
   };
-  await ctx.data.batch.run(({ trx }) => store.insertBreakGlass(trx, row));
+  const reason = await ctx.data.batch.run(async (scope) => {
+    const exists = await lockCustomer(ctx, scope.trx, actor.workspaceId, input.customerId);
+    const active = exists
+      ? (await activeAgreementsOf(scope.trx, actor.workspaceId, [input.customerId], now)).get(
+          input.customerId,
+        )
+      : undefined;
+    const refused = !exists
+      ? 'not_found'
+      : active?.get(input.purpose) === undefined
+        ? 'purpose_not_active'
+        : null;
+    if (refused === null) await store.insertBreakGlass(scope.trx, row);
+    await appendAudit(ctx, scope, actor, {
+      action: 'break_glass',
+      customerId: input.customerId,
+      purpose: input.purpose,
+      fields: [`break_glass:${id}`],
+      outcome: refused === null ? 'allowed' : 'denied',
+      reason: refused,
+    });
+    return refused;
+  });
+  if (reason === 'not_found') {
+    await destroyCustomerKeys(ctx, actor.workspaceId, input.customerId);
+    throw new DomainError('not_found', 'No such customer.');
+  }
+  if (reason !== null) {
+    throw new DomainError(
+      'consent_not_active',
+      'The customer has no active agreement for this purpose.',
+      { fields: ['body.purpose'] },
+    );
+  }
   return toBreakGlass(ctx, row);
 }
 
@@ -159,6 +202,17 @@ export async function reviewBreakGlass(
     throw new DomainError('invalid_input', 'A flag needs a note.', { fields: ['body.note'] });
   }
   const found = await store.findBreakGlass(ctx.data.reader, actor.workspaceId, id);
+  const refusal =
+    found === undefined ? 'not_found' : found.staff_id === actor.id ? 'own_access' : null;
+  if (refusal !== null) {
+    await recordAudit(ctx, actor, {
+      action: 'break_glass.review',
+      customerId: found?.customer_id ?? null,
+      fields: [`break_glass:${id}`],
+      outcome: 'denied',
+      reason: refusal,
+    });
+  }
   if (found === undefined) throw new DomainError('not_found', 'No such break-glass access.');
   if (found.staff_id === actor.id) {
     throw new DomainError('forbidden', 'Nobody reviews their own break-glass access.');
@@ -180,7 +234,17 @@ export async function reviewBreakGlass(
       reviewed_at: at,
       note_sealed: note,
     });
-    if (n === 0) return false;
+    if (n === 0) {
+      await appendAudit(ctx, scope, actor, {
+        action: 'break_glass.review',
+        customerId: found.customer_id,
+        purpose: found.purpose_key,
+        fields: [`break_glass:${id}`],
+        outcome: 'denied',
+        reason: 'reviewed_already',
+      });
+      return false;
+    }
     await appendAudit(ctx, scope, actor, {
       action: 'break_glass.review',
       customerId: found.customer_id,

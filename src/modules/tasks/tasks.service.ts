@@ -5,7 +5,13 @@ import { DomainError } from '../../platform/errors.js';
 import { newId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import { activeAgreementsOf } from '../consent/index.js';
-import { describeHoldings, openSubjectFields, sealSubjectFields } from '../customers/index.js';
+import {
+  describeHoldings,
+  destroyCustomerKeys,
+  lockCustomer,
+  openSubjectFields,
+  sealSubjectFields,
+} from '../customers/index.js';
 import { findActiveStaffRole, roleAllows } from '../staff/index.js';
 import * as store from './tasks.store.js';
 
@@ -76,36 +82,38 @@ export async function createTask(
   }
   await checkAssignee(ctx, actor.workspaceId, input.assigneeId);
   const holdings = await describeHoldings(ctx, actor.workspaceId, input.customerId);
-  const id = newId();
-  const decision = await ctx.data.batch.run(async (scope) => {
-    const active = holdings.exists
-      ? (await activeAgreementsOf(scope.trx, actor.workspaceId, [input.customerId], now)).get(
-          input.customerId,
-        )
-      : undefined;
-    const reason = !holdings.exists
-      ? 'not_found'
-      : active?.get(input.purpose) === undefined
-        ? 'purpose_not_active'
-        : null;
-    await appendAudit(ctx, scope, actor, {
+  if (!holdings.exists) {
+    await recordAudit(ctx, actor, {
       action: 'task.create',
       customerId: input.customerId,
       purpose: input.purpose,
-      fields: [`task:${id}`, `assignee:${input.assigneeId}`],
-      outcome: reason === null ? 'done' : 'denied',
-      reason,
+      outcome: 'denied',
+      reason: 'not_found',
     });
-    return reason;
-  });
-  if (decision === 'not_found') throw new DomainError('not_found', 'No such customer.');
-  if (decision !== null) {
+    throw new DomainError('not_found', 'No such customer.');
+  }
+  // A first, non-authoritative check, so that no key is made for a task refused anyway.
+  const agreed = (
+    await activeAgreementsOf(ctx.data.reader, actor.workspaceId, [input.customerId], now)
+  ).get(input.customerId);
+  if (agreed?.get(input.purpose) === undefined) {
+    await recordAudit(ctx, actor, {
+      action: 'task.create',
+      customerId: input.customerId,
+      purpose: input.purpose,
+      outcome: 'denied',
+      reason: 'purpose_not_active',
+    });
     throw new DomainError(
       'consent_not_active',
-      'The customer has no active agreement for this purpose; no task can be opened for it.',
+      'The customer has no active agreement for this purpose.',
       { fields: ['body.purpose'] },
     );
   }
+  const id = newId();
+  // Sealed first (the key store is another store); the task is then written in one transaction
+  // with its checks, under the customer's lock, so a racing erasure either comes first (and the
+  // task is refused) or finds the task and deletes it.
   const sealed = await sealSubjectFields(ctx, actor.workspaceId, input.customerId, 'tasks', {
     [`title:${id}`]: input.title,
   });
@@ -122,7 +130,41 @@ export async function createTask(
     status: 'open',
     closed_at: null,
   };
-  await ctx.data.batch.run(({ trx }) => store.insertTask(trx, row));
+  const decision = await ctx.data.batch.run(async (scope) => {
+    const exists = await lockCustomer(ctx, scope.trx, actor.workspaceId, input.customerId);
+    const active = exists
+      ? (await activeAgreementsOf(scope.trx, actor.workspaceId, [input.customerId], now)).get(
+          input.customerId,
+        )
+      : undefined;
+    const reason = !exists
+      ? 'not_found'
+      : active?.get(input.purpose) === undefined
+        ? 'purpose_not_active'
+        : null;
+    if (reason === null) await store.insertTask(scope.trx, row);
+    await appendAudit(ctx, scope, actor, {
+      action: 'task.create',
+      customerId: input.customerId,
+      purpose: input.purpose,
+      fields: [`task:${id}`, `assignee:${input.assigneeId}`],
+      outcome: reason === null ? 'done' : 'denied',
+      reason,
+    });
+    return reason;
+  });
+  if (decision === 'not_found') {
+    // Erased meanwhile: the key just made for the title must not outlive the customer.
+    await destroyCustomerKeys(ctx, actor.workspaceId, input.customerId);
+    throw new DomainError('not_found', 'No such customer.');
+  }
+  if (decision !== null) {
+    throw new DomainError(
+      'consent_not_active',
+      'The customer has no active agreement for this purpose; no task can be opened for it.',
+      { fields: ['body.purpose'] },
+    );
+  }
   return toTask(ctx, row);
 }
 
