@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const cryptoPrimitives = {
-  regex: '^((node:)?crypto|otplib|@node-rs\/argon2)$',
+  regex: '^((node:)?crypto|otplib|@node-rs/argon2)$',
   message: 'Only src/platform/crypto touches cipher primitives; use its index.',
 };
 const vaultStores = {
