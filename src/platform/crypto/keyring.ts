@@ -43,6 +43,11 @@ export interface KeyProvider {
 /** How often a file keyring looks for changes made by another process. */
 export const REFRESH_MS = 1_000;
 
+function fileSignature(filePath: string): string {
+  const stat = statSync(filePath);
+  return `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+}
+
 function dataKeyAad(b: DataKeyBinding, kekVersion: number): Buffer {
   return Buffer.from(
     ['custodia/dek/v1', b.workspaceId, b.customerId, b.category, b.keyId, String(kekVersion)].join(
@@ -179,7 +184,9 @@ export class FileKeyProvider extends LocalKeyProvider {
   #file: KeyringFile;
   #keks = new Map<number, { key: Buffer; info: KekInfo }>();
   #checkedAt = 0;
-  #mtimeMs = 0;
+  /** What the file was when last read: inode, size and mtime (an atomic replace changes the
+   * inode even when the coarse mtime does not). */
+  #signature = '';
 
   /**
    * `keys rotate` and `keys retire` change the file from another process while servers run:
@@ -191,10 +198,10 @@ export class FileKeyProvider extends LocalKeyProvider {
     if (now - this.#checkedAt < REFRESH_MS) return;
     this.#checkedAt = now;
     try {
-      const stat = statSync(this.filePath);
-      if (stat.mtimeMs === this.#mtimeMs) return;
+      const signature = fileSignature(this.filePath);
+      if (signature === this.#signature) return;
       const file = keyringSchema.parse(JSON.parse(readFileSync(this.filePath, 'utf8')));
-      this.#mtimeMs = stat.mtimeMs;
+      this.#signature = signature;
       this.#file = file;
       this.#load(file);
     } catch {
@@ -211,9 +218,9 @@ export class FileKeyProvider extends LocalKeyProvider {
     this.#load(file);
     this.#checkedAt = Date.now();
     try {
-      this.#mtimeMs = statSync(filePath).mtimeMs;
+      this.#signature = fileSignature(filePath);
     } catch {
-      this.#mtimeMs = 0;
+      this.#signature = '';
     }
   }
 
