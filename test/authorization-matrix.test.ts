@@ -1,0 +1,643 @@
+import type { LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Actor } from '../src/platform/context.js';
+import { totpCode } from '../src/platform/crypto/index.js';
+import { healthRoutes } from '../src/platform/http/health.js';
+import type { RouteDefinition } from '../src/platform/http/route.js';
+import { agreementRoutes } from '../src/modules/agreements/index.js';
+import { customerRoutes } from '../src/modules/customers/index.js';
+import { erasureRoutes, shreddedKeyIds } from '../src/modules/erasure/index.js';
+import { purposeRoutes, seedDefaultPurposes } from '../src/modules/purposes/index.js';
+import {
+  createApiToken,
+  roles,
+  staffAccountRoutes,
+  staffRoutes,
+  type Role,
+} from '../src/modules/staff/index.js';
+import { rolePermissions } from '../src/modules/staff/staff.permissions.js';
+import { hasBreakGlassGrant, hasTaskGrant, taskRoutes } from '../src/modules/tasks/index.js';
+import { ensureWorkspace } from '../src/modules/workspaces/index.js';
+import {
+  authHeader,
+  forEachDialect,
+  startRuntime,
+  TestClock,
+  type TestRuntime,
+} from '../src/testing/harness.js';
+
+/**
+ * Every route × every role (and no credential at all) × own or foreign workspace, generated
+ * from the routes the app registers and from `rolePermissions`; nothing is listed by hand
+ * except request bodies.
+ */
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+type Caller = Role | 'none';
+type Side = 'own' | 'foreign';
+
+interface ErrorBody {
+  error: { code: string; message: string; requestId: string; fields?: string[] };
+}
+
+interface Session {
+  readonly cookie: string;
+  readonly csrf: string;
+}
+
+interface Member {
+  readonly id: string;
+  readonly session: Session;
+}
+
+/** The ids a request can name, in one workspace. */
+interface World {
+  readonly workspaceId: string;
+  readonly workspace: string;
+  readonly adminToken: string;
+  readonly agentToken: string;
+  readonly customerId: string;
+  readonly taskId: string;
+  readonly staffId: string;
+  readonly tokenId: string;
+  readonly breakGlassId: string;
+  readonly purposeKey: string;
+  readonly member: Member;
+  readonly otherMember: Member;
+  readonly canaries: readonly string[];
+}
+
+const callers: readonly Caller[] = [...roles, 'none'];
+const DAY = 24 * 60 * 60_000;
+const TOTP_STEP = 30_000;
+
+let seq = 0;
+function unique(prefix: string): string {
+  seq += 1;
+  return `${prefix}${seq}x${Date.now().toString(36)}`;
+}
+
+/** Canary values: unique strings that must only ever come back from a permitted read. */
+function canariesFor(tag: string) {
+  return {
+    givenName: `Canarygiven${tag}`,
+    email: `canary.${tag.toLowerCase()}@example.org`,
+    interest: `canaryinterest${tag}`,
+  };
+}
+
+/** Fastify's `:param` as OpenAPI's `{param}`. */
+function openApiPath(url: string): string {
+  return url.replace(/:([A-Za-z]+)/g, '{$1}');
+}
+
+function routeKey(method: string, url: string): string {
+  return `${method.toUpperCase()} ${url}`;
+}
+
+/** The routes the app is composed of, built by the same factories as `createServer`. */
+function allRoutes(rt: TestRuntime): RouteDefinition[] {
+  const ctx = rt.ctx;
+  return [
+    ...healthRoutes(ctx),
+    ...purposeRoutes(ctx, { afterRetire: () => Promise.resolve(0) }),
+    ...customerRoutes(
+      ctx,
+      { settle: () => Promise.resolve(), destroyedKeyIds: shreddedKeyIds },
+      { hasTaskGrant, hasBreakGlassGrant },
+    ),
+    ...taskRoutes(ctx),
+    ...agreementRoutes(ctx),
+    ...erasureRoutes(ctx),
+    ...staffRoutes(ctx),
+    ...staffAccountRoutes(ctx),
+  ];
+}
+
+function setCookieOf(res: LightMyRequestResponse): string {
+  const header = res.headers['set-cookie'];
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) throw new Error(`no Set-Cookie (status ${res.statusCode})`);
+  return value;
+}
+
+function hasAny(body: string, needles: readonly string[]): string[] {
+  return needles.filter((n) => body.includes(n));
+}
+
+forEachDialect((dialect) => {
+  describe(`authorization matrix on ${dialect}`, () => {
+    const clock = new TestClock();
+    let rt: TestRuntime;
+    let routes: RouteDefinition[];
+    let own: World;
+    let foreign: World;
+    const tokens = new Map<Role, string>();
+
+    function send(
+      method: Method,
+      url: string,
+      auth: { token?: string; session?: Session },
+      payload?: object,
+      remoteAddress = '127.0.0.1',
+    ) {
+      const headers: Record<string, string> = {};
+      if (auth.token !== undefined) Object.assign(headers, authHeader(auth.token));
+      if (auth.session !== undefined) {
+        headers['cookie'] = auth.session.cookie;
+        if (method !== 'GET') headers['x-csrf-token'] = auth.session.csrf;
+      }
+      return rt.app.inject({
+        method,
+        url,
+        headers,
+        remoteAddress,
+        ...(payload === undefined ? {} : { payload }),
+      });
+    }
+
+    async function expectStatus(
+      res: Promise<LightMyRequestResponse>,
+      status: number,
+    ): Promise<LightMyRequestResponse> {
+      const done = await res;
+      expect(done.statusCode, done.body).toBe(status);
+      return done;
+    }
+
+    async function newCustomer(world: { agentToken: string }, tag: string) {
+      const c = canariesFor(tag);
+      const res = await expectStatus(
+        send(
+          'POST',
+          '/api/v1/customers',
+          { token: world.agentToken },
+          {
+            consents: [
+              { purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' },
+              { purpose: 'personalized_offers', noticeVersion: '1', method: 'web_form' },
+            ],
+            identity: { givenName: c.givenName },
+            contact: { email: c.email },
+            preferences: { interests: [c.interest] },
+          },
+        ),
+        201,
+      );
+      return { id: res.json<{ id: string }>().id, canaries: [c.givenName, c.email, c.interest] };
+    }
+
+    /** Invites, accepts, signs in and passes the second factor: a member with a full session. */
+    async function newMember(adminToken: string, workspace: string, role: Role): Promise<Member> {
+      const email = `${unique('staff')}@example.net`;
+      const password = `correct horse battery ${unique('p')}`;
+      const invited = await expectStatus(
+        send(
+          'POST',
+          '/api/v1/staff',
+          { token: adminToken },
+          { email, displayName: 'Matrix Member', role },
+        ),
+        201,
+      );
+      const { id, invitationToken } = invited.json<{ id: string; invitationToken: string }>();
+      await expectStatus(
+        send('POST', '/api/v1/auth/invitations/accept', {}, { token: invitationToken, password }),
+        200,
+      );
+      clock.advance(TOTP_STEP);
+      const login = await expectStatus(
+        send('POST', '/api/v1/auth/login', {}, { workspace, email, password }),
+        200,
+      );
+      const token = /^custodia_session=([^;]*)/.exec(setCookieOf(login))?.[1];
+      if (token === undefined) throw new Error('no session cookie');
+      const session = {
+        cookie: `custodia_session=${token}`,
+        csrf: login.json<{ csrfToken: string }>().csrfToken,
+      };
+      const enrol = await expectStatus(send('POST', '/api/v1/auth/mfa/enroll', { session }), 200);
+      const { secret } = enrol.json<{ secret: string }>();
+      await expectStatus(
+        send(
+          'POST',
+          '/api/v1/auth/mfa/verify',
+          { session },
+          { code: totpCode(secret, clock.now()) },
+        ),
+        200,
+      );
+      return { id, session };
+    }
+
+    function taskBody(customerId: string, assigneeId: string) {
+      return {
+        customerId,
+        purpose: 'loyalty_program',
+        title: 'Call back about the loyalty card',
+        assigneeId,
+        dueAt: new Date(clock.now().getTime() + DAY).toISOString(),
+      };
+    }
+
+    async function newTask(token: string, customerId: string, assigneeId: string) {
+      const res = await expectStatus(
+        send('POST', '/api/v1/tasks', { token }, taskBody(customerId, assigneeId)),
+        201,
+      );
+      return res.json<{ id: string }>().id;
+    }
+
+    function purposeBody(key: string) {
+      return {
+        key,
+        lawfulBasis: 'consent',
+        categories: ['contact'],
+        retentionDays: 365,
+        name: { en: 'Matrix purpose', es: 'Propósito' },
+        description: { en: 'A purpose for the matrix.', es: 'Un propósito.' },
+      };
+    }
+
+    async function newPurpose(adminToken: string): Promise<string> {
+      const key = unique('matrix_').toLowerCase();
+      await expectStatus(
+        send('POST', '/api/v1/purposes', { token: adminToken }, purposeBody(key)),
+        201,
+      );
+      return key;
+    }
+
+    /** A workspace with one object of every kind a route can name. */
+    async function buildWorld(
+      workspace: string,
+      workspaceId: string,
+      tokenOf: (role: Role) => Promise<{ id: string; token: string }>,
+    ): Promise<World> {
+      const adminToken = (await tokenOf('admin')).token;
+      const agentToken = (await tokenOf('agent')).token;
+      const spare = await tokenOf('auditor');
+      const member = await newMember(adminToken, workspace, 'agent');
+      const otherMember = await newMember(adminToken, workspace, 'agent');
+      const customer = await newCustomer({ agentToken }, unique(workspace.slice(0, 3)));
+      const second = await newCustomer({ agentToken }, unique(workspace.slice(0, 3)));
+      const taskId = await newTask(agentToken, customer.id, member.id);
+      const glass = await expectStatus(
+        send(
+          'POST',
+          '/api/v1/break-glass',
+          { session: member.session },
+          {
+            customerId: second.id,
+            purpose: 'loyalty_program',
+            justification: 'The customer is on the phone and cannot wait.',
+          },
+        ),
+        201,
+      );
+      return {
+        workspace,
+        workspaceId,
+        adminToken,
+        agentToken,
+        customerId: customer.id,
+        taskId,
+        staffId: otherMember.id,
+        tokenId: spare.id,
+        breakGlassId: glass.json<{ id: string }>().id,
+        purposeKey: await newPurpose(adminToken),
+        member,
+        otherMember,
+        canaries: [...customer.canaries, ...second.canaries],
+      };
+    }
+
+    beforeAll(async () => {
+      rt = await startRuntime(dialect, { clock });
+      routes = allRoutes(rt);
+      for (const role of roles) tokens.set(role, await rt.token(role));
+      own = await buildWorld('default', rt.workspaceId, (role) =>
+        createApiToken(rt.ctx, rt.systemActor(), { role, label: 'matrix' }),
+      );
+      const { id: foreignId } = await ensureWorkspace(rt.ctx, 'matrix-foreign');
+      await seedDefaultPurposes(rt.ctx, foreignId);
+      const foreignActor: Actor = {
+        type: 'system',
+        id: 'test',
+        role: null,
+        workspaceId: foreignId,
+        requestId: null,
+      };
+      foreign = await buildWorld('matrix-foreign', foreignId, (role) =>
+        createApiToken(rt.ctx, foreignActor, { role, label: 'matrix' }),
+      );
+    });
+    afterAll(async () => {
+      await rt.close();
+    });
+
+    it('builds the matrix from every route the OpenAPI document lists', async () => {
+      const res = await expectStatus(rt.app.inject({ url: '/docs/json' }), 200);
+      const doc = res.json<{ paths: Record<string, Record<string, unknown>> }>();
+      const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+        Object.keys(ops).map((m) => routeKey(m, path)),
+      );
+      const matrix = routes.map((r) => routeKey(r.method, openApiPath(r.url)));
+      expect(new Set(matrix).size).toBe(matrix.length);
+      expect([...matrix].sort()).toEqual([...documented].sort());
+    });
+
+    /** Objects a permitted own-workspace write may change or destroy: made fresh per cell. */
+    async function ownIds(route: RouteDefinition, mutates: boolean) {
+      if (!mutates) {
+        return {
+          customerId: own.customerId,
+          taskId: own.taskId,
+          purposeKey: own.purposeKey,
+          tokenId: own.tokenId,
+          staffId: own.staffId,
+        };
+      }
+      const customerId = url(route).startsWith('/api/v1/customers/:id')
+        ? (await newCustomer(own, unique('Fresh'))).id
+        : own.customerId;
+      return {
+        customerId,
+        taskId: url(route).startsWith('/api/v1/tasks/:id')
+          ? await newTask(own.agentToken, customerId, own.member.id)
+          : own.taskId,
+        purposeKey: url(route).startsWith('/api/v1/purposes/:key')
+          ? await newPurpose(own.adminToken)
+          : own.purposeKey,
+        tokenId: url(route).startsWith('/api/v1/tokens/:id')
+          ? (await createApiToken(rt.ctx, rt.systemActor(), { role: 'auditor', label: 'spare' })).id
+          : own.tokenId,
+        // Changing a member ends their sessions: never the members the session tests use.
+        staffId: url(route).startsWith('/api/v1/staff/:id')
+          ? (
+              await expectStatus(
+                send(
+                  'POST',
+                  '/api/v1/staff',
+                  { token: own.adminToken },
+                  { email: `${unique('spare')}@example.net`, displayName: 'Spare', role: 'agent' },
+                ),
+                201,
+              )
+            ).json<{ id: string }>().id
+          : own.staffId,
+      };
+    }
+
+    function url(route: RouteDefinition): string {
+      return route.url;
+    }
+
+    /** The request of one cell: path params filled, and a minimal valid body where there is one. */
+    async function request(route: RouteDefinition, side: Side, mutates: boolean) {
+      const world = side === 'own' ? own : foreign;
+      const ids = side === 'own' ? await ownIds(route, mutates) : foreign;
+      const idFor: Record<string, string> = {
+        customers: ids.customerId,
+        tasks: ids.taskId,
+        staff: ids.staffId,
+        tokens: ids.tokenId,
+        'break-glass': world.breakGlassId,
+      };
+      const resource = /^\/api\/v1\/([a-z-]+)/.exec(route.url)?.[1] ?? '';
+      let path = route.url
+        .replace(':id', idFor[resource] ?? '')
+        .replace(':key', ids.purposeKey)
+        .replace(':version', '1')
+        .replace(':purpose', 'loyalty_program');
+      // The customer read needs a purpose; the staff-only grant parameters are tested below.
+      if (route.method === 'GET' && route.url === '/api/v1/customers/:id') {
+        path += '?purpose=loyalty_program';
+      }
+      const bodies: Record<string, object | undefined> = {
+        'POST /api/v1/purposes': purposeBody(unique('matrix_').toLowerCase()),
+        'PATCH /api/v1/purposes/:key': { retentionDays: 400 },
+        'POST /api/v1/customers': {
+          consents: [{ purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' }],
+          identity: { givenName: canariesFor(unique('New')).givenName },
+        },
+        'POST /api/v1/customers/search': {
+          email: world.canaries[1],
+          purpose: 'loyalty_program',
+        },
+        'PATCH /api/v1/customers/:id': { identity: { familyName: 'Matrix' } },
+        'POST /api/v1/customers/:id/consents': {
+          consents: [{ purpose: 'customer_support', noticeVersion: '1', method: 'web_form' }],
+        },
+        'POST /api/v1/customers/:id/consents/:purpose/withdraw': { method: 'web_form' },
+        'POST /api/v1/tasks': taskBody(ids.customerId, own.member.id),
+        'PATCH /api/v1/tasks/:id': { assigneeId: own.otherMember.id },
+        'POST /api/v1/break-glass': {
+          customerId: ids.customerId,
+          purpose: 'loyalty_program',
+          justification: 'The customer is on the phone and cannot wait.',
+        },
+        'POST /api/v1/break-glass/:id/review': { decision: 'approve' },
+        'POST /api/v1/tokens': { role: 'auditor', label: 'matrix' },
+        'POST /api/v1/staff': {
+          email: `${unique('invite')}@example.net`,
+          displayName: 'Invited',
+          role: 'agent',
+        },
+        'PATCH /api/v1/staff/:id': { role: 'agent' },
+        'POST /api/v1/auth/invitations/accept': {
+          token: 'inv_not_a_real_invitation',
+          password: 'correct horse battery staple',
+        },
+        'POST /api/v1/auth/login': {
+          email: `${unique('nobody')}@example.net`,
+          password: 'correct horse battery staple',
+        },
+        'POST /api/v1/auth/mfa/verify': { code: '000000' },
+        'POST /api/v1/auth/password': {
+          currentPassword: 'correct horse battery staple',
+          newPassword: 'correct horse battery stapler',
+        },
+      };
+      return { path, body: bodies[routeKey(route.method, route.url)] };
+    }
+
+    /** Whether the foreign cell names a foreign object (else it is the own cell again). */
+    function namesForeignObject(route: RouteDefinition): boolean {
+      return (
+        route.url.includes(':') ||
+        [
+          'POST /api/v1/customers/search',
+          'POST /api/v1/tasks',
+          'POST /api/v1/break-glass',
+        ].includes(routeKey(route.method, route.url))
+      );
+    }
+
+    it('answers every route × role × workspace as the permission table says', async () => {
+      const failures: string[] = [];
+      const publicStatus = new Map<string, number>();
+      const counts = { cells: 0, refused: 0, permitted: 0, foreign: 0 };
+      let address = 0;
+      const allCanaries = [...own.canaries, ...foreign.canaries];
+      const foreignSecrets = [
+        ...foreign.canaries,
+        foreign.customerId,
+        foreign.taskId,
+        foreign.staffId,
+        foreign.tokenId,
+        foreign.breakGlassId,
+        foreign.purposeKey,
+      ];
+      for (const route of routes) {
+        const key = routeKey(route.method, route.url);
+        for (const side of ['own', 'foreign'] as const) {
+          if (side === 'foreign' && !namesForeignObject(route)) continue;
+          for (const caller of callers) {
+            const allowed =
+              route.permission === 'public' ||
+              (caller !== 'none' && rolePermissions[caller].includes(route.permission));
+            const mutates = allowed && route.method !== 'GET';
+            const { path, body } = await request(route, side, mutates);
+            address += 1;
+            const res = await send(
+              route.method as Method,
+              path,
+              caller === 'none' ? {} : { token: tokens.get(caller) ?? '' },
+              body,
+              // Public sign-in failures are throttled per source: each cell is its own source.
+              `10.9.${Math.floor(address / 250)}.${address % 250}`,
+            );
+            counts.cells += 1;
+            const cell = `${key} as ${caller} (${side}) -> ${res.statusCode} ${res.body.slice(0, 160)}`;
+            const fail = (why: string) => failures.push(`${why}: ${cell}`);
+            const code = res.statusCode >= 400 ? res.json<ErrorBody>().error.code : undefined;
+
+            if (res.statusCode >= 500) fail('server error');
+            if ([401, 403, 404].includes(res.statusCode)) {
+              counts.refused += 1;
+              const leaked = hasAny(res.body, allCanaries);
+              if (leaked.length > 0) fail(`refusal carries personal values ${leaked.join(',')}`);
+            }
+            // An own-workspace credential never sees anything of the other workspace.
+            const seen = hasAny(res.body, foreignSecrets);
+            if (seen.length > 0) fail(`foreign values in the response ${seen.join(',')}`);
+
+            if (route.permission === 'public') {
+              // Public routes answer the same whoever calls.
+              const first = publicStatus.get(`${key} ${side}`);
+              if (first === undefined) publicStatus.set(`${key} ${side}`, res.statusCode);
+              else if (first !== res.statusCode) fail(`public route answers by role (${first})`);
+              if (res.statusCode === 403) fail('public route refused');
+              continue;
+            }
+            if (caller === 'none') {
+              if (res.statusCode !== 401 || code !== 'unauthenticated') fail('expected 401');
+              continue;
+            }
+            if (!allowed) {
+              if (res.statusCode !== 403 || code !== 'forbidden') fail('expected 403 forbidden');
+              continue;
+            }
+            counts.permitted += 1;
+            if (route.permission === 'session:self') {
+              // Session routes serve a staff session, never an API token.
+              if (res.statusCode !== 401) fail('expected 401 for a token on a session route');
+              continue;
+            }
+            // Breaking the glass is for a signed-in member only: a token is refused by design.
+            const staffOnly = key === 'POST /api/v1/break-glass';
+            // Only a task's assignee, its creator or a privacy officer changes it: another
+            // agent's token is answered as for a task that is not there.
+            const notOwnersTask =
+              caller === 'agent' ? ['PATCH /api/v1/tasks/:id', 'POST /api/v1/tasks/:id/close'] : [];
+            if (side === 'own') {
+              if (staffOnly) {
+                if (res.statusCode !== 403) fail('expected 403 for a token breaking the glass');
+              } else if (res.statusCode === 401 || res.statusCode === 403) {
+                fail('permitted role refused');
+              } else if (res.statusCode >= 300 && !notOwnersTask.includes(key)) {
+                // The bodies are valid, so a permitted own-workspace call succeeds.
+                fail('permitted call did not succeed');
+              }
+              continue;
+            }
+            counts.foreign += 1;
+            if (res.statusCode < 300) {
+              // A search of the other workspace's value may answer, with nothing found.
+              const items = res.json<{ items?: unknown[] }>().items;
+              if (items === undefined || items.length > 0) fail('foreign object served');
+            } else if (!staffOnly && ![400, 404].includes(res.statusCode)) {
+              fail('expected 400 or 404 for a foreign object');
+            }
+          }
+        }
+      }
+      expect(failures).toEqual([]);
+      // Every route × every caller on the own side, plus the routes naming an object, foreign.
+      expect(counts.cells).toBeGreaterThanOrEqual(routes.length * callers.length);
+      expect(counts.refused).toBeGreaterThan(0);
+      expect(counts.foreign).toBeGreaterThan(0);
+      console.info(`authorization matrix on ${dialect}: ${JSON.stringify(counts)}`);
+    });
+
+    describe('customer reads by a staff session need the reader’s own open task', () => {
+      const read = (session: Session, customerId: string, taskId: string) =>
+        send('GET', `/api/v1/customers/${customerId}?purpose=loyalty_program&taskId=${taskId}`, {
+          session,
+        });
+
+      it('reads a customer under an open task assigned to the reader', async () => {
+        const res = await read(own.member.session, own.customerId, own.taskId);
+        expect(res.statusCode, res.body).toBe(200);
+        expect(res.body).toContain(own.canaries[0]);
+      });
+
+      it('should not read a customer under a task assigned to another agent', async () => {
+        const res = await read(own.otherMember.session, own.customerId, own.taskId);
+        expect(res.statusCode).toBe(404);
+        expect(hasAny(res.body, own.canaries)).toEqual([]);
+      });
+
+      it('should not read another customer with one’s own task', async () => {
+        const second = await newCustomer(own, unique('Other'));
+        const res = await read(own.member.session, second.id, own.taskId);
+        expect(res.statusCode).toBe(404);
+        expect(hasAny(res.body, [...own.canaries, ...second.canaries])).toEqual([]);
+      });
+
+      it('should not read without a task', async () => {
+        const res = await send(
+          'GET',
+          `/api/v1/customers/${own.customerId}?purpose=loyalty_program`,
+          { session: own.member.session },
+        );
+        expect(res.statusCode).toBe(404);
+        expect(hasAny(res.body, own.canaries)).toEqual([]);
+      });
+
+      it('should not read a customer of another workspace, with either workspace’s task', async () => {
+        for (const taskId of [own.taskId, foreign.taskId]) {
+          const res = await read(own.member.session, foreign.customerId, taskId);
+          expect(res.statusCode).toBe(404);
+          expect(hasAny(res.body, foreign.canaries)).toEqual([]);
+        }
+        // And the foreign assignee, signed in to their own workspace, cannot reach ours.
+        const res = await read(foreign.member.session, own.customerId, foreign.taskId);
+        expect(res.statusCode).toBe(404);
+        expect(hasAny(res.body, own.canaries)).toEqual([]);
+      });
+
+      it('should not close or reassign another agent’s task', async () => {
+        const close = await send('POST', `/api/v1/tasks/${own.taskId}/close`, {
+          session: own.otherMember.session,
+        });
+        expect(close.statusCode).toBe(404);
+        const foreignClose = await send('POST', `/api/v1/tasks/${foreign.taskId}/close`, {
+          session: own.member.session,
+        });
+        expect(foreignClose.statusCode).toBe(404);
+      });
+    });
+  });
+});
