@@ -14,6 +14,18 @@ const otherModulesInternals = {
   regex: '^(\\.\\./(?!platform/)[a-z-]+|(\\.\\./)+modules/[a-z-]+)/(?!index\\.js$)[^/]+$',
   message: 'Import another module only through its index.ts.',
 };
+// From src/platform, `../db/…` is a sibling platform part; modules stay behind their index.
+const modulesInternals = {
+  regex: '^(\\.\\./)+modules/[a-z-]+/(?!index\\.js$)[^/]+$',
+  message: otherModulesInternals.message,
+};
+
+// Application code reaches the stores through `batch.run(scope, …)` and `read(scope, …)`, which
+// name the workspace that PostgreSQL's row-level security lets them see.
+const unscopedStore = {
+  selector: "MemberExpression[property.name='db'][object.property.name=/^(data|keys)$/]",
+  message: 'Use the store through batch.run or read, which set the row scope.',
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**'] },
@@ -34,12 +46,23 @@ export default tseslint.config(
         'error',
         { patterns: [cryptoPrimitives, vaultStores, otherModulesInternals] },
       ],
+      'no-restricted-syntax': ['error', unscopedStore],
+    },
+  },
+  {
+    // Platform parts import each other's files; modules only through their index.
+    files: ['src/platform/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [cryptoPrimitives, vaultStores, modulesInternals] },
+      ],
     },
   },
   {
     files: ['src/platform/crypto/**'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [vaultStores, otherModulesInternals] }],
+      'no-restricted-imports': ['error', { patterns: [vaultStores, modulesInternals] }],
     },
   },
   {
@@ -53,6 +76,7 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',
       'no-restricted-imports': ['error', { patterns: [cryptoPrimitives, vaultStores] }],
+      'no-restricted-syntax': 'off',
     },
   },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },

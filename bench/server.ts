@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/platform/config.js';
 import { openStore } from '../src/platform/db/database.js';
 import { GroupCommit } from '../src/platform/db/group-commit.js';
+import { EVERY_WORKSPACE } from '../src/platform/db/row-scope.js';
 import { closeContext, createServer, openContext } from '../src/main.js';
 import { createApiToken } from '../src/modules/staff/index.js';
 import { DEFAULT_WORKSPACE, getWorkspaceByName } from '../src/modules/workspaces/index.js';
@@ -106,7 +107,7 @@ async function startPlain(args: ServerArgs, grouped: boolean): Promise<Running> 
     const input = parsePlainCreation(request.body);
     if (input === undefined) return reply.code(400).send({ error: { code: 'invalid_input' } });
     const id = grouped
-      ? await batch.run(({ trx }) => insertPlainCustomer(trx, input))
+      ? await batch.run(EVERY_WORKSPACE, ({ trx }) => insertPlainCustomer(trx, input))
       : await store.db.transaction().execute((trx) => insertPlainCustomer(trx, input));
     return reply.code(201).send({ id });
   });

@@ -74,6 +74,18 @@ export async function openContext(
     blindIndex: new BlindIndexer(keyProvider.indexRoot()),
     signer: new Signer(keyProvider.signingRoot()),
   };
+  for (const [store, state] of [
+    ['data', data.rowSecurity],
+    ['keys', keys.rowSecurity],
+  ] as const) {
+    if (state === 'bypassed') {
+      // Workspace isolation then rests on the queries alone; run as a plain role (README).
+      logger.warn(
+        { store },
+        'row-level security is bypassed: the PostgreSQL role is a superuser or has BYPASSRLS',
+      );
+    }
+  }
   const { id } = await ensureWorkspace(ctx, DEFAULT_WORKSPACE);
   for (const ws of new Set([id, ...(await listWorkspaceIds(ctx))]))
     await seedDefaultPurposes(ctx, ws);

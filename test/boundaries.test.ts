@@ -11,7 +11,11 @@ let probe = 0;
  * Lints source text placed at the named path with the project's own configuration (the file
  * must exist for the type-aware rules, so it is written there for the moment and removed).
  */
-async function restrictedImports(file: string, code: string): Promise<string[]> {
+async function restrictedImports(
+  file: string,
+  code: string,
+  rule = 'no-restricted-imports',
+): Promise<string[]> {
   probe += 1;
   const target = path.join(root, file.replace(/x\.ts$/, `lint-probe-${process.pid}-${probe}.ts`));
   await writeFile(target, code);
@@ -19,7 +23,7 @@ async function restrictedImports(file: string, code: string): Promise<string[]> 
     const [result] = await new ESLint({ cwd: root }).lintFiles([target]);
     const messages = result?.messages ?? [];
     expect(messages.filter((m) => m.fatal === true)).toEqual([]);
-    return messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+    return messages.filter((m) => m.ruleId === rule).map((m) => m.message);
   } finally {
     await rm(target, { force: true });
   }
@@ -81,5 +85,27 @@ describe('module boundaries enforced by lint', () => {
       "import { loadPurposes } from '../../modules/purposes/purposes.service.js';\nexport const l = loadPurposes;\n",
     );
     expect(fromPlatform).toEqual([expect.stringContaining('index.ts')]);
+  });
+
+  it('lets platform parts import each other, never a module past its index', async () => {
+    const sibling = await restrictedImports(
+      'src/platform/http/x.ts',
+      "import { EVERY_WORKSPACE } from '../db/row-scope.js';\nexport const e = EVERY_WORKSPACE;\n",
+    );
+    expect(sibling).toEqual([]);
+  });
+
+  it('forbids application code the unscoped store handle; tests may inspect with it', async () => {
+    const code =
+      "import type { AppContext } from '../../platform/context.js';\nexport const f = (ctx: AppContext) => [ctx.data.db, ctx.keys.db];\n";
+    for (const file of ['src/modules/customers/x.ts', 'src/platform/http/x.ts']) {
+      expect(await restrictedImports(file, code, 'no-restricted-syntax'), file).toEqual([
+        expect.stringContaining('row scope'),
+        expect.stringContaining('row scope'),
+      ]);
+    }
+    expect(
+      await restrictedImports('src/modules/customers/x.test.ts', code, 'no-restricted-syntax'),
+    ).toEqual([]);
   });
 });

@@ -188,7 +188,7 @@ forEachDialect((dialect) => {
         payload: { nonsense: 'zz-canary-6' },
       });
       expect(refused.statusCode).toBe(403);
-      const denied = await rt.ctx.data.db
+      const denied = await rt.inspect.data
         .selectFrom('audit_entry')
         .selectAll()
         .where('action', '=', 'access.denied')
@@ -226,7 +226,7 @@ forEachDialect((dialect) => {
       expect(list.body).not.toContain(token);
       expect(list.body).not.toMatch(/hash/i);
       expect(list.json<{ items: { id: string }[] }>().items.map((t) => t.id)).toContain(id);
-      const stored = await rt.ctx.data.db
+      const stored = await rt.inspect.data
         .selectFrom('api_token')
         .select('token_hash')
         .where('id', '=', id)

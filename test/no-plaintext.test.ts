@@ -8,10 +8,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openField } from '../src/platform/crypto/index.js';
 import type { DataDb } from '../src/platform/db/schema.js';
+import { EVERY_WORKSPACE_OPTIONS } from '../src/platform/db/row-scope.js';
 import {
   authHeader,
   countCanary,
   createPgDatabases,
+  pgDumpArgs,
+  pgDumpEnv,
   forEachDialect,
   startRuntime,
   type TestRuntime,
@@ -189,7 +192,7 @@ forEachDialect((dialect) => {
       let dropCopy: () => Promise<void>;
       if (dialect === 'sqlite') {
         const file = path.join(rt.dataDir, 'backup-copy.db');
-        await sql`vacuum into ${file}`.execute(rt.ctx.data.db);
+        await sql`vacuum into ${file}`.execute(rt.inspect.data);
         const conn = new SqliteDatabase(file, { readonly: true });
         copy = new Kysely<DataDb>({ dialect: new SqliteDialect({ database: conn }) });
         dropCopy = async () => {
@@ -199,13 +202,12 @@ forEachDialect((dialect) => {
       } else {
         const target = await createPgDatabases();
         const dumpFile = path.join(rt.dataDir, 'backup-copy.dump');
-        await run('pg_dump', [
-          '--format=custom',
-          '--file',
-          dumpFile,
-          '--dbname',
-          rt.config.databaseUrl!,
-        ]);
+        // The backup procedure of the README: dump as the owner with every workspace's rows.
+        await run(
+          'pg_dump',
+          pgDumpArgs(rt.config.databaseUrl!, '--format=custom', '--file', dumpFile),
+          { env: pgDumpEnv() },
+        );
         await run('pg_restore', [
           '--no-owner',
           '--exit-on-error',
@@ -215,7 +217,11 @@ forEachDialect((dialect) => {
         ]);
         copy = new Kysely<DataDb>({
           dialect: new PostgresDialect({
-            pool: new pg.Pool({ connectionString: target.dataUrl, max: 1 }),
+            pool: new pg.Pool({
+              connectionString: target.dataUrl,
+              max: 1,
+              options: EVERY_WORKSPACE_OPTIONS,
+            }),
           }),
         });
         dropCopy = async () => {
@@ -232,7 +238,7 @@ forEachDialect((dialect) => {
         expect(rows.map((r) => r.field).sort()).toEqual(['email', 'givenName']);
 
         const tryOpen = async (): Promise<string[]> => {
-          const keys = await rt.ctx.keys.db.selectFrom('data_key').selectAll().execute();
+          const keys = await rt.inspect.keys.selectFrom('data_key').selectAll().execute();
           const opened: string[] = [];
           for (const row of rows) {
             for (const k of keys) {

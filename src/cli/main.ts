@@ -135,11 +135,7 @@ withConfigOptions(audit.command('verify'))
     const config = configFrom(cmd);
     const ctx = await openContext(config, { createKeyring: false });
     try {
-      const result = await verifyAuditChain(
-        ctx.data.db,
-        (ws) => ctx.signer.publicKey(ws),
-        ctx.data.dialect,
-      );
+      const result = await verifyAuditChain(ctx.data, (ws) => ctx.signer.publicKey(ws));
       if (result.ok) {
         process.stdout.write(`audit chain ok: ${result.entries} entries\n`);
       } else {

@@ -5,10 +5,13 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Clock } from '../platform/clock.js';
 import { loadConfig, type Config, type ConfigInput } from '../platform/config.js';
 import type { Actor, AppContext } from '../platform/context.js';
+import { EVERY_WORKSPACE_OPTIONS } from '../platform/db/row-scope.js';
+import type { DataDb, KeyDb } from '../platform/db/schema.js';
 import { createLogger } from '../platform/logger.js';
 import { closeContext, createServer, openContext } from '../main.js';
 import { createApiToken, type Role } from '../modules/staff/index.js';
@@ -24,10 +27,39 @@ const pgUrl = process.env['CUSTODIA_TEST_PG_URL'];
 export const dialects: readonly TestDialect[] =
   pgUrl !== undefined && pgUrl !== '' ? ['sqlite', 'postgres'] : ['sqlite'];
 
-function pgUrlFor(database: string): string {
+function pgUrlFor(database: string, user?: string): string {
   const url = new URL(pgUrl ?? '');
   url.pathname = `/${database}`;
+  if (user !== undefined) {
+    url.username = user;
+    url.password = '';
+  }
   return url.toString();
+}
+
+/**
+ * The role the tests' Custodia runs as. Row-level security binds neither superusers nor
+ * BYPASSRLS roles, so when the configured test user is one of them (a developer's `postgres`),
+ * the databases go to a plain role, `custodia_app`, made here once; otherwise (CI's
+ * `custodia_test`) the configured user owns them. Either way the policies bind the app.
+ */
+let appRole: Promise<string | undefined> | undefined;
+function appRoleFor(client: pg.Client): Promise<string | undefined> {
+  appRole ??= (async () => {
+    const me = await client.query<{ bypass: boolean }>(
+      'select rolsuper or rolbypassrls as bypass from pg_roles where rolname = current_user',
+    );
+    if (me.rows[0]?.bypass !== true) return undefined;
+    try {
+      await client.query('create role custodia_app login nosuperuser nobypassrls');
+    } catch (error) {
+      // Another test process made it first (duplicate_object, or unique_violation in a race).
+      const code = (error as { code?: string }).code;
+      if (code !== '42710' && code !== '23505') throw error;
+    }
+    return 'custodia_app';
+  })();
+  return appRole;
 }
 
 async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -47,13 +79,16 @@ export async function createPgDatabases(): Promise<{
   drop: () => Promise<void>;
 }> {
   const base = `custodia_t_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
-  await withAdmin(async (c) => {
-    await c.query(`create database ${base}`);
-    await c.query(`create database ${base}_keys`);
+  const owner = await withAdmin(async (c) => {
+    const role = await appRoleFor(c);
+    const ownedBy = role === undefined ? '' : ` owner ${role}`;
+    await c.query(`create database ${base}${ownedBy}`);
+    await c.query(`create database ${base}_keys${ownedBy}`);
+    return role;
   });
   return {
-    dataUrl: pgUrlFor(base),
-    keysUrl: pgUrlFor(`${base}_keys`),
+    dataUrl: pgUrlFor(base, owner),
+    keysUrl: pgUrlFor(`${base}_keys`, owner),
     drop: () =>
       withAdmin(async (c) => {
         await c.query(`drop database if exists ${base} with (force)`);
@@ -88,6 +123,12 @@ export interface TestRuntime {
   systemActor(): Actor;
   /** Every byte of every store: the SQLite files, or a pg_dump of both databases. */
   storeBytes(): Promise<Buffer>;
+  /**
+   * Handles on the stores that see every workspace's rows, to inspect and tamper with them as
+   * an attacker with database access would (on PostgreSQL the app's own handles see nothing
+   * outside a row scope).
+   */
+  readonly inspect: { readonly data: Kysely<DataDb>; readonly keys: Kysely<KeyDb> };
   /** Closes app and stores, keeping the databases (for reopening). */
   stop(): Promise<void>;
   /** Opens the same stores and keyring again, as a restarted process would. */
@@ -147,12 +188,27 @@ async function open(
     workspaceId,
     requestId: null,
   });
+  const inspectors: { destroy(): Promise<void> }[] = [];
+  const inspector = <DB>(url: string | undefined, fallback: Kysely<DB>): Kysely<DB> => {
+    if (pgDbs === undefined || url === undefined) return fallback;
+    const pool = new pg.Pool({ connectionString: url, max: 2, options: EVERY_WORKSPACE_OPTIONS });
+    // Tests that cut the database's connections must not fail the process through this pool.
+    pool.on('error', () => undefined);
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    inspectors.push(db);
+    return db;
+  };
+  const inspect = {
+    data: inspector(pgDbs?.dataUrl, ctx.data.db),
+    keys: inspector(pgDbs?.keysUrl, ctx.keys.db),
+  };
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     await app.close();
     await closeContext(ctx);
+    await Promise.all(inspectors.map((db) => db.destroy()));
   };
   const runtime: TestRuntime = {
     dialect,
@@ -163,6 +219,7 @@ async function open(
     logs,
     workspaceId,
     systemActor,
+    inspect,
     token: async (role) =>
       (await createApiToken(ctx, systemActor(), { role, label: 'test' })).token,
     storeBytes: async () => {
@@ -175,9 +232,10 @@ async function open(
       }
       const dumps = await Promise.all(
         [pgDbs.dataUrl, pgDbs.keysUrl].map(async (url) => {
-          const { stdout } = await run('pg_dump', ['--dbname', url], {
+          const { stdout } = await run('pg_dump', pgDumpArgs(url), {
             encoding: 'buffer',
             maxBuffer: 512 * 1024 * 1024,
+            env: pgDumpEnv(),
           });
           return stdout;
         }),
@@ -195,6 +253,18 @@ async function open(
     },
   };
   return runtime;
+}
+
+/**
+ * pg_dump of a Custodia database as its owner: row-level security binds the owner too, so the
+ * dump enables it and asks for every workspace's rows (README, "Backups on PostgreSQL").
+ */
+export function pgDumpArgs(url: string, ...extra: string[]): string[] {
+  return ['--enable-row-security', ...extra, '--dbname', url];
+}
+
+export function pgDumpEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, PGOPTIONS: EVERY_WORKSPACE_OPTIONS };
 }
 
 /** Runs `describe`-style registration once per dialect. */

@@ -60,7 +60,7 @@ async function createCustomer(rt: TestRuntime, token: string, body: object): Pro
 }
 
 async function consentEvents(rt: TestRuntime, customerId: string) {
-  return rt.ctx.data.db
+  return rt.inspect.data
     .selectFrom('consent_event')
     .selectAll()
     .where('customer_id', '=', customerId)
@@ -69,7 +69,7 @@ async function consentEvents(rt: TestRuntime, customerId: string) {
 }
 
 async function grantIdOf(rt: TestRuntime, customerId: string, purpose: string): Promise<string> {
-  const row = await rt.ctx.data.db
+  const row = await rt.inspect.data
     .selectFrom('consent_event')
     .select('id')
     .where('customer_id', '=', customerId)
@@ -80,7 +80,7 @@ async function grantIdOf(rt: TestRuntime, customerId: string, purpose: string): 
 }
 
 async function fieldCategories(rt: TestRuntime, customerId: string): Promise<string[]> {
-  const rows = await rt.ctx.data.db
+  const rows = await rt.inspect.data
     .selectFrom('customer_field')
     .select('category')
     .distinct()
@@ -90,7 +90,7 @@ async function fieldCategories(rt: TestRuntime, customerId: string): Promise<str
 }
 
 async function dataKeys(rt: TestRuntime, customerId: string) {
-  const rows = await rt.ctx.keys.db
+  const rows = await rt.inspect.keys
     .selectFrom('data_key')
     .select(['id', 'category'])
     .where('customer_id', '=', customerId)
@@ -99,7 +99,7 @@ async function dataKeys(rt: TestRuntime, customerId: string) {
 }
 
 async function categoryErasures(rt: TestRuntime, customerId: string) {
-  return rt.ctx.data.db
+  return rt.inspect.data
     .selectFrom('category_erasure')
     .selectAll()
     .where('customer_id', '=', customerId)
@@ -107,7 +107,7 @@ async function categoryErasures(rt: TestRuntime, customerId: string) {
 }
 
 async function auditActions(rt: TestRuntime, customerId: string) {
-  return rt.ctx.data.db
+  return rt.inspect.data
     .selectFrom('audit_entry')
     .select(['action', 'outcome', 'reason', 'actor_id', 'purpose'])
     .where('customer_id', '=', customerId)
@@ -261,7 +261,7 @@ forEachDialect((dialect) => {
       clock.advance(expiresAt.getTime() - clock.now().getTime() + 1000);
       expect(await sweepAgreements(rt.ctx)).toEqual({ ended: 1, skipped: 0 });
 
-      const erasure = await rt.ctx.data.db
+      const erasure = await rt.inspect.data
         .selectFrom('erasure')
         .selectAll()
         .where('customer_id', '=', id)
@@ -269,13 +269,13 @@ forEachDialect((dialect) => {
       expect(erasure.status).toBe('completed');
       expect(JSON.parse(erasure.destroyed_key_ids)).toEqual(keyIds);
       expect(
-        await rt.ctx.data.db.selectFrom('customer').select('id').where('id', '=', id).execute(),
+        await rt.inspect.data.selectFrom('customer').select('id').where('id', '=', id).execute(),
       ).toEqual([]);
       expect(await fieldCategories(rt, id)).toEqual([]);
       expect(await dataKeys(rt, id)).toEqual([]);
       expect(await consentEvents(rt, id)).toEqual([]);
       expect(
-        await rt.ctx.data.db
+        await rt.inspect.data
           .selectFrom('blind_index')
           .select('field')
           .where('customer_id', '=', id)
@@ -372,11 +372,7 @@ describe.runIf(hasPostgres)(
     }
 
     async function expectChainVerifies(): Promise<void> {
-      const result = await verifyAuditChain(
-        rt.ctx.data.db,
-        (ws) => rt.ctx.signer.publicKey(ws),
-        'postgres',
-      );
+      const result = await verifyAuditChain(rt.ctx.data, (ws) => rt.ctx.signer.publicKey(ws));
       expect(result).toMatchObject({ ok: true });
     }
 
@@ -402,7 +398,7 @@ describe.runIf(hasPostgres)(
       expect(ended).toBe(grants.size);
 
       for (const [id, grant] of grants) {
-        const endings = await rt.ctx.data.db
+        const endings = await rt.inspect.data
           .selectFrom('consent_event')
           .select(['event', 'customer_id'])
           .where('ends_id', '=', grant)
@@ -473,14 +469,14 @@ describe.runIf(hasPostgres)(
         // The first agreement to end erases the customer; nothing is left for a second end.
         const expiries = (await auditActions(rt, id)).filter((a) => a.action === 'consent.expired');
         expect(expiries, 'agreements ended for an erased customer').toHaveLength(1);
-        const erasures = await rt.ctx.data.db
+        const erasures = await rt.inspect.data
           .selectFrom('erasure')
           .select(['status'])
           .where('customer_id', '=', id)
           .execute();
         expect(erasures).toEqual([{ status: 'completed' }]);
         expect(
-          await rt.ctx.data.db.selectFrom('customer').select('id').where('id', '=', id).execute(),
+          await rt.inspect.data.selectFrom('customer').select('id').where('id', '=', id).execute(),
         ).toEqual([]);
         expect(await consentEvents(rt, id)).toEqual([]);
         expect(await fieldCategories(rt, id)).toEqual([]);
@@ -512,7 +508,7 @@ describe.runIf(hasPostgres)(
       const expiries = (await auditActions(rt, id)).filter((a) => a.action === 'consent.expired');
       expect(expiries).toHaveLength(1);
       expect(await consentEvents(rt, id)).toEqual([]);
-      const erasures = await rt.ctx.data.db
+      const erasures = await rt.inspect.data
         .selectFrom('erasure')
         .select(['status'])
         .where('customer_id', '=', id)
@@ -543,7 +539,7 @@ describe.runIf(hasPostgres)(
         ]);
       });
 
-      const customer = await rt.ctx.data.db
+      const customer = await rt.inspect.data
         .selectFrom('customer')
         .select('id')
         .where('id', '=', id)

@@ -112,29 +112,29 @@ forEachDialect((dialect) => {
       return res.json<{ current: ConsentState[] }>().current.find((c) => c.purpose === purpose);
     }
     const eventsOf = (id: string) =>
-      rt.ctx.data.db
+      rt.inspect.data
         .selectFrom('consent_event')
         .select(['id', 'event', 'purpose_key'])
         .where('customer_id', '=', id)
         .orderBy('id')
         .execute();
     const allEventIds = async () =>
-      (await rt.ctx.data.db.selectFrom('consent_event').select('id').orderBy('id').execute()).map(
+      (await rt.inspect.data.selectFrom('consent_event').select('id').orderBy('id').execute()).map(
         (e) => e.id,
       );
     const allCustomerIds = async () =>
-      (await rt.ctx.data.db.selectFrom('customer').select('id').orderBy('id').execute()).map(
+      (await rt.inspect.data.selectFrom('customer').select('id').orderBy('id').execute()).map(
         (c) => c.id,
       );
     const keysOf = (id: string) =>
-      rt.ctx.keys.db
+      rt.inspect.keys
         .selectFrom('data_key')
         .select(['id', 'category'])
         .where('customer_id', '=', id)
         .orderBy('category')
         .execute();
     const categoryErasure = (erasureId: string) =>
-      rt.ctx.data.db
+      rt.inspect.data
         .selectFrom('category_erasure')
         .selectAll()
         .where('id', '=', erasureId)
@@ -179,7 +179,7 @@ forEachDialect((dialect) => {
     async function leavePendingShred(id: string): Promise<{ erasureId: string; keyId: string }> {
       const keyId = (await keysOf(id)).find((k) => k.category === 'preferences')!.id;
       const erasureId = newId();
-      await rt.ctx.data.db
+      await rt.inspect.data
         .insertInto('category_erasure')
         .values({
           workspace_id: rt.workspaceId,
@@ -197,7 +197,7 @@ forEachDialect((dialect) => {
           actor_id: 'crashed',
         })
         .execute();
-      await rt.ctx.data.db
+      await rt.inspect.data
         .deleteFrom('customer_field')
         .where('customer_id', '=', id)
         .where('category', '=', 'preferences')
@@ -375,7 +375,7 @@ forEachDialect((dialect) => {
       const id = await createCustomer({ consents: [loyalty] });
       // Warms this process's purpose cache with the purpose active.
       expect((await read(id, 'loyalty_program')).statusCode).toBe(200);
-      await rt.ctx.data.db
+      await rt.inspect.data
         .updateTable('purpose')
         .set({ status: 'retired' })
         .where('workspace_id', '=', rt.workspaceId)
@@ -400,7 +400,7 @@ forEachDialect((dialect) => {
       expect(
         (await read(await createCustomer({ consents: [loyalty] }), 'loyalty_program')).statusCode,
       ).toBe(200);
-      await rt.ctx.data.db
+      await rt.inspect.data
         .updateTable('purpose')
         .set({ status: 'retired' })
         .where('workspace_id', '=', rt.workspaceId)
@@ -439,7 +439,7 @@ forEachDialect((dialect) => {
       expect(preferencesKey).toBeDefined();
       expect(preferencesKey!.id).not.toBe(keyId);
       expect(keys).toContainEqual(identityKey);
-      const fields = await rt.ctx.data.db
+      const fields = await rt.inspect.data
         .selectFrom('customer_field')
         .select(['field', 'data_key_id'])
         .where('customer_id', '=', id)
@@ -464,7 +464,7 @@ forEachDialect((dialect) => {
       });
       expect(await keysOf(id)).toEqual(keys);
 
-      const completions = await rt.ctx.data.db
+      const completions = await rt.inspect.data
         .selectFrom('audit_entry')
         .select(['action', 'reason'])
         .where('customer_id', '=', id)
@@ -505,11 +505,7 @@ forEachDialect((dialect) => {
     });
 
     it('leaves an audit chain that verifies', async () => {
-      const result = await verifyAuditChain(
-        rt.ctx.data.db,
-        (ws) => rt.ctx.signer.publicKey(ws),
-        rt.ctx.data.dialect,
-      );
+      const result = await verifyAuditChain(rt.ctx.data, (ws) => rt.ctx.signer.publicKey(ws));
       expect(result).toMatchObject({ ok: true });
       expect(result.entries).toBeGreaterThan(20);
     });

@@ -184,13 +184,13 @@ forEachDialect((dialect) => {
     });
 
     async function storedCategories(id: string): Promise<{ fields: string[]; keys: string[] }> {
-      const fields = await rt.ctx.data.db
+      const fields = await rt.inspect.data
         .selectFrom('customer_field')
         .select('category')
         .distinct()
         .where('customer_id', '=', id)
         .execute();
-      const keys = await rt.ctx.keys.db
+      const keys = await rt.inspect.keys
         .selectFrom('data_key')
         .select('category')
         .where('customer_id', '=', id)
@@ -211,13 +211,13 @@ forEachDialect((dialect) => {
       });
       if (model.erased) {
         expect(consents.statusCode, step).toBe(404);
-        const customer = await rt.ctx.data.db
+        const customer = await rt.inspect.data
           .selectFrom('customer')
           .select('id')
           .where('id', '=', id)
           .execute();
         expect(customer, step).toEqual([]);
-        const events = await rt.ctx.data.db
+        const events = await rt.inspect.data
           .selectFrom('consent_event')
           .select('id')
           .where('customer_id', '=', id)

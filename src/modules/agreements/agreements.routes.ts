@@ -80,11 +80,8 @@ export function agreementRoutes(ctx: AppContext): RouteDefinition[] {
           reason: exists ? null : 'not_found',
         });
         if (!exists) throw new DomainError('not_found', 'No such customer.');
-        const { current, history } = await consentHistory(
-          ctx.data.db,
-          req.actor.workspaceId,
-          id,
-          ctx.clock.now(),
+        const { current, history } = await ctx.data.read(req.actor.workspaceId, (db) =>
+          consentHistory(db, req.actor.workspaceId, id, ctx.clock.now()),
         );
         return { status: 200, body: { customerId: id, current, history } };
       },
@@ -149,14 +146,13 @@ export function agreementRoutes(ctx: AppContext): RouteDefinition[] {
       errors: [401, 403],
       schema: { response: { 200: consentStatsDto } },
       handler: async (req) => {
-        const purposes = await loadPurposes(ctx.data.reader, req.actor.workspaceId);
+        const purposes = await ctx.data.read(req.actor.workspaceId, (db) =>
+          loadPurposes(db, req.actor.workspaceId),
+        );
         return {
           status: 200,
-          body: await consentStats(
-            ctx.data.reader,
-            req.actor.workspaceId,
-            [...purposes.keys()],
-            ctx.clock.now(),
+          body: await ctx.data.read(req.actor.workspaceId, (db) =>
+            consentStats(db, req.actor.workspaceId, [...purposes.keys()], ctx.clock.now()),
           ),
         };
       },

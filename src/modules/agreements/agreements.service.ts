@@ -1,6 +1,7 @@
 import { systemActor, type Actor, type AppContext } from '../../platform/context.js';
 import type { CategoryErasureTable, ErasureTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import {
   agreementsOf,
@@ -79,7 +80,7 @@ async function endAgreement(
 ): Promise<AgreementEnd | undefined> {
   const ws = actor.workspaceId;
   const purposes = await cachedPurposes(ctx, ws);
-  const begun: Begun = await ctx.data.batch.run(async (scope) => {
+  const begun: Begun = await ctx.data.batch.run(ws, async (scope) => {
     const now = ctx.clock.now();
     const at = now.toISOString();
     // The lock first: what is read after it is what the other writers committed.
@@ -266,7 +267,7 @@ export async function grantAgreements(
     throw new DomainError('not_found', 'No such customer.');
   }
   const at = now.toISOString();
-  const granted = await ctx.data.batch.run(async (scope) => {
+  const granted = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     if (!(await lockCustomer(ctx, scope.trx, actor.workspaceId, customerId))) return undefined;
     // The purposes as committed now: a retirement by another process is not missed.
     await requireStillActive(
@@ -339,9 +340,11 @@ export async function sweepAgreements(
   // Category erasures a failure left half-done (keys not yet destroyed) are finished first.
   if (only === undefined) await resumePendingCategoryErasures(ctx);
   for (;;) {
-    const due = (await listEndableGrants(ctx.data.db, ctx.clock.now(), 100, only)).filter(
-      (g) => !tried.has(g.grantId),
-    );
+    const due = (
+      await ctx.data.read(only?.workspaceId ?? EVERY_WORKSPACE, (db) =>
+        listEndableGrants(db, ctx.clock.now(), 100, only),
+      )
+    ).filter((g) => !tried.has(g.grantId));
     if (due.length === 0) break;
     for (const g of due) {
       tried.add(g.grantId);

@@ -161,35 +161,35 @@ forEachDialect((dialect) => {
       return (await ledgerOf(id)).current.find((c) => c.purpose === purpose)?.state;
     }
     const eventsOf = (id: string) =>
-      rt.ctx.data.db
+      rt.inspect.data
         .selectFrom('consent_event')
         .selectAll()
         .where('customer_id', '=', id)
         .orderBy('id')
         .execute();
     const auditOf = (id: string) =>
-      rt.ctx.data.db
+      rt.inspect.data
         .selectFrom('audit_entry')
         .selectAll()
         .where('customer_id', '=', id)
         .orderBy('seq')
         .execute();
     const keysOf = (id: string) =>
-      rt.ctx.keys.db
+      rt.inspect.keys
         .selectFrom('data_key')
         .select(['id', 'category'])
         .where('customer_id', '=', id)
         .orderBy('category')
         .execute();
     const fieldsOf = (id: string) =>
-      rt.ctx.data.db
+      rt.inspect.data
         .selectFrom('customer_field')
         .select(['field', 'category'])
         .where('customer_id', '=', id)
         .orderBy('field')
         .execute();
     const indexOf = (id: string) =>
-      rt.ctx.data.db
+      rt.inspect.data
         .selectFrom('blind_index')
         .select('field')
         .where('customer_id', '=', id)
@@ -456,7 +456,7 @@ forEachDialect((dialect) => {
         reason: 'never_granted',
       });
       expect(
-        await rt.ctx.data.db
+        await rt.inspect.data
           .selectFrom('category_erasure')
           .selectAll()
           .where('customer_id', '=', id)
@@ -544,7 +544,7 @@ forEachDialect((dialect) => {
         { field: 'givenName', category: 'identity' },
       ]);
       expect(await indexOf(id)).toEqual([{ field: 'email' }]);
-      const ledger = await rt.ctx.data.db
+      const ledger = await rt.inspect.data
         .selectFrom('category_erasure')
         .selectAll()
         .where('customer_id', '=', id)
@@ -617,13 +617,13 @@ forEachDialect((dialect) => {
       expect((await read(id, 'loyalty_program')).statusCode).toBe(404);
       expect((await consentsOf(id)).statusCode).toBe(404);
       expect(
-        await rt.ctx.data.db.selectFrom('customer').select('id').where('id', '=', id).execute(),
+        await rt.inspect.data.selectFrom('customer').select('id').where('id', '=', id).execute(),
       ).toEqual([]);
       expect(await fieldsOf(id)).toEqual([]);
       expect(await keysOf(id)).toEqual([]);
       expect(await indexOf(id)).toEqual([]);
       expect(await eventsOf(id)).toEqual([]);
-      const erasure = await rt.ctx.data.db
+      const erasure = await rt.inspect.data
         .selectFrom('erasure')
         .selectAll()
         .where('customer_id', '=', id)
@@ -816,7 +816,7 @@ forEachDialect((dialect) => {
         expect(res.statusCode).toBe(403);
         const { code, requestId } = res.json<ErrorBody>().error;
         expect(code).toBe('forbidden');
-        const entry = await rt.ctx.data.db
+        const entry = await rt.inspect.data
           .selectFrom('audit_entry')
           .selectAll()
           .where('request_id', '=', requestId)
@@ -833,11 +833,7 @@ forEachDialect((dialect) => {
     });
 
     it('leaves an audit chain that verifies', async () => {
-      const result = await verifyAuditChain(
-        rt.ctx.data.db,
-        (ws) => rt.ctx.signer.publicKey(ws),
-        rt.ctx.data.dialect,
-      );
+      const result = await verifyAuditChain(rt.ctx.data, (ws) => rt.ctx.signer.publicKey(ws));
       expect(result).toMatchObject({ ok: true });
       expect(result.entries).toBeGreaterThan(50);
     });

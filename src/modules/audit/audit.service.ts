@@ -1,5 +1,6 @@
-import { sql, type Kysely } from 'kysely';
-import type { DialectName } from '../../platform/db/database.js';
+import type { Kysely } from 'kysely';
+import type { Store } from '../../platform/db/database.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import type { Actor, AppContext } from '../../platform/context.js';
 import { verifySignature } from '../../platform/crypto/index.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
@@ -120,7 +121,7 @@ export async function recordAudit(
   actor: Actor,
   event: AuditEvent,
 ): Promise<void> {
-  await ctx.data.batch.run((scope) => appendAudit(ctx, scope, actor, event));
+  await ctx.data.batch.run(actor.workspaceId, (scope) => appendAudit(ctx, scope, actor, event));
 }
 
 export type VerifyResult =
@@ -139,17 +140,12 @@ export type VerifyResult =
  * checkpoint is the last entry (so a truncated tail is detected).
  */
 export async function verifyAuditChain(
-  db: Kysely<DataDb>,
+  data: Pick<Store<DataDb>, 'read'>,
   publicKeyFor: (workspaceId: string) => string,
-  dialect: DialectName = 'sqlite',
 ): Promise<VerifyResult> {
-  // One snapshot for the whole check, so commits landing meanwhile are not seen half-way.
-  return db.transaction().execute(async (trx) => {
-    if (dialect === 'postgres') {
-      await sql`set transaction isolation level repeatable read, read only`.execute(trx);
-    }
-    return verifyIn(trx, publicKeyFor);
-  });
+  // Every workspace's chain, in one snapshot, so commits landing meanwhile are not seen
+  // half-way.
+  return data.read(EVERY_WORKSPACE, (db) => verifyIn(db, publicKeyFor), { snapshot: true });
 }
 
 async function verifyIn(

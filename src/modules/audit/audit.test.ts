@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import type { Actor, ActorType } from '../../platform/context.js';
 import { randomKey, Signer } from '../../platform/crypto/index.js';
 import type { AuditEntryTable, DataDb } from '../../platform/db/schema.js';
@@ -132,7 +133,7 @@ async function appendGroups(
 }
 
 function verify(rt: TestRuntime): Promise<VerifyResult> {
-  return verifyAuditChain(rt.ctx.data.db, (ws) => rt.ctx.signer.publicKey(ws));
+  return verifyAuditChain(rt.ctx.data, (ws) => rt.ctx.signer.publicKey(ws));
 }
 
 /** The sequence numbers at which each group's batch committed, where its checkpoint signs. */
@@ -379,7 +380,7 @@ forEachDialect((dialect) => {
     let db: Db;
     beforeAll(async () => {
       rt = await startRuntime(dialect);
-      db = rt.ctx.data.db;
+      db = rt.inspect.data;
     });
     afterAll(async () => {
       await rt.close();
@@ -628,7 +629,7 @@ forEachDialect((dialect) => {
         const actor = { ...rt.systemActor(), workspaceId: ws };
         await install('');
         try {
-          const attempt = rt.ctx.data.batch.run(async (scope) => {
+          const attempt = rt.ctx.data.batch.run(EVERY_WORKSPACE, async (scope) => {
             await scope.trx
               .insertInto('workspace')
               .values({ id: ws, name: ws, created_at: new Date().toISOString() })
@@ -685,7 +686,7 @@ forEachDialect((dialect) => {
       try {
         const results = await Promise.allSettled([
           recordAudit(rt.ctx, actor, { action: 'first', outcome: 'done' }),
-          rt.ctx.data.batch.run(async (scope) => {
+          rt.ctx.data.batch.run(EVERY_WORKSPACE, async (scope) => {
             await appendAudit(rt.ctx, scope, actor, { action: 'undone', outcome: 'done' });
             throw new Error('the work after the audit entry failed');
           }),

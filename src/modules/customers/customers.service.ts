@@ -4,6 +4,7 @@ import { openField, randomKey, sealField } from '../../platform/crypto/index.js'
 import type { BatchScope } from '../../platform/db/group-commit.js';
 import type { CustomerFieldTable, DataDb, DataKeyTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import { newId, type CustomerId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import {
@@ -204,11 +205,13 @@ async function ensureDataKeys(
   }
   if (rows.length === 0) return { keys, created: [] };
   try {
-    await ctx.keys.batch.run(({ trx }) => keyStore.insertKeys(trx, rows));
+    await ctx.keys.batch.run(workspaceId, ({ trx }) => keyStore.insertKeys(trx, rows));
   } catch (error) {
     // Another request made a key for the same category first (the key store allows one per
     // customer and category): use the keys that now exist, or fail as before.
-    const now = await keyStore.findKeysOfCustomers(ctx.keys.db, workspaceId, [customerId]);
+    const now = await ctx.keys.read(workspaceId, (db) =>
+      keyStore.findKeysOfCustomers(db, workspaceId, [customerId]),
+    );
     if (![...categories].every((c) => now.some((k) => k.category === c))) throw error;
     return ensureDataKeys(ctx, workspaceId, customerId, categories, now);
   }
@@ -218,7 +221,9 @@ async function ensureDataKeys(
 async function discardKeys(ctx: Ctx, workspaceId: string, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
   try {
-    await ctx.keys.batch.run(({ trx }) => keyStore.deleteKeysByIds(trx, workspaceId, ids));
+    await ctx.keys.batch.run(workspaceId, ({ trx }) =>
+      keyStore.deleteKeysByIds(trx, workspaceId, ids),
+    );
   } catch (error) {
     ctx.logger.warn({ err: error, keys: ids.length }, 'unused data keys left in the key store');
   }
@@ -281,9 +286,9 @@ async function decryptRows(
   workspaceId: string,
   rows: readonly CustomerFieldTable[],
 ): Promise<Map<string, Map<FieldName, unknown>>> {
-  const keyRows = await keyStore.findKeysByIds(ctx.keys.reader, workspaceId, [
-    ...new Set(rows.map((r) => r.data_key_id)),
-  ]);
+  const keyRows = await ctx.keys.read(workspaceId, (db) =>
+    keyStore.findKeysByIds(db, workspaceId, [...new Set(rows.map((r) => r.data_key_id))]),
+  );
   const keys = new Map<string, Buffer>();
   for (const k of keyRows) keys.set(k.id, unwrapCached(ctx, workspaceId, k));
   const result = new Map<string, Map<FieldName, unknown>>();
@@ -394,7 +399,7 @@ export async function createCustomer(
       : [];
   });
   try {
-    await ctx.data.batch.run(async (scope) => {
+    await ctx.data.batch.run(actor.workspaceId, async (scope) => {
       // The purposes as committed: one retired by another process since the cache was filled
       // takes no new agreement.
       await requireStillActive(
@@ -607,7 +612,7 @@ export async function readCustomer(
     });
     requirePurpose(purposes, purposeKey, 'querystring.purpose');
   }
-  const result = await ctx.data.batch.run((scope) =>
+  const result = await ctx.data.batch.run(actor.workspaceId, (scope) =>
     readUnderPurpose(ctx, scope, actor, 'customer.read', purpose as Purpose, [id], access),
   );
   const customer = result.customers[0];
@@ -643,7 +648,7 @@ export async function searchCustomers(
     value = normalisePhone(input.phone, ctx.config.defaultRegion, 'body.phone');
   }
   const digest = ctx.blindIndex.digest(actor.workspaceId, field, value);
-  const result = await ctx.data.batch.run(async (scope) => {
+  const result = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const ids = await store.findByDigest(scope.trx, actor.workspaceId, field, digest, 50);
     if (ids.length === 0) {
       await appendAudit(ctx, scope, actor, {
@@ -689,17 +694,25 @@ export async function updateCustomer(
   const purposes = await cachedPurposes(ctx, actor.workspaceId);
   // A first, non-authoritative check, so that no keys are made for a write that will be refused.
   const preActive =
-    (await activeAgreementsOf(ctx.data.reader, actor.workspaceId, [id], ctx.clock.now())).get(id) ??
-    new Map();
+    (
+      await ctx.data.read(actor.workspaceId, (db) =>
+        activeAgreementsOf(db, actor.workspaceId, [id], ctx.clock.now()),
+      )
+    ).get(id) ?? new Map();
   const preMissing = uncoveredFields(values, coveredCategories(purposes, preActive.values()));
-  const exists = (await store.findCustomer(ctx.data.reader, actor.workspaceId, id)) !== undefined;
+  const exists =
+    (await ctx.data.read(actor.workspaceId, (db) =>
+      store.findCustomer(db, actor.workspaceId, id),
+    )) !== undefined;
   let keys = new Map<DataCategory, DataKey>();
   let created: string[] = [];
   if (exists && preMissing.length === 0) {
     const categories = new Set(
       [...values].filter(([, v]) => v !== null).map(([f]) => fieldCategory[f]),
     );
-    const existing = await keyStore.findKeysOfCustomers(ctx.keys.reader, actor.workspaceId, [id]);
+    const existing = await ctx.keys.read(actor.workspaceId, (db) =>
+      keyStore.findKeysOfCustomers(db, actor.workspaceId, [id]),
+    );
     ({ keys, created } = await ensureDataKeys(ctx, actor.workspaceId, id, categories, existing));
   }
   const at = ctx.clock.now().toISOString();
@@ -707,7 +720,7 @@ export async function updateCustomer(
     exists && preMissing.length === 0 ? sealRows(ctx, actor.workspaceId, id, values, keys, at) : [];
   let outcome: { id: string; updatedAt: string } | Denied;
   try {
-    outcome = await ctx.data.batch.run(async (scope) => {
+    outcome = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
       const customer = await store.findCustomerForUpdate(
         scope.trx,
         ctx.data.dialect,
@@ -790,7 +803,7 @@ export async function listCustomers(
   actor: Actor,
   page: { limit: number; cursor?: string | undefined },
 ): Promise<{ items: MaskedCustomerDto[]; nextCursor: string | null }> {
-  const result = await ctx.data.batch.run(async (scope) => {
+  const result = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const customers = await store.pageCustomers(
       scope.trx,
       actor.workspaceId,
@@ -838,9 +851,15 @@ export async function describeHoldings(
   keyIds: string[];
   keys: { id: string; category: string }[];
 }> {
-  const customer = await store.findCustomer(ctx.data.reader, workspaceId, customerId);
-  const keys = await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [customerId]);
-  const fields = await store.listFields(ctx.data.reader, workspaceId, [customerId], {});
+  const customer = await ctx.data.read(workspaceId, (db) =>
+    store.findCustomer(db, workspaceId, customerId),
+  );
+  const keys = await ctx.keys.read(workspaceId, (db) =>
+    keyStore.findKeysOfCustomers(db, workspaceId, [customerId]),
+  );
+  const fields = await ctx.data.read(workspaceId, (db) =>
+    store.listFields(db, workspaceId, [customerId], {}),
+  );
   const categories = new Set([...keys.map((k) => k.category), ...fields.map((f) => f.category)]);
   return {
     exists: customer !== undefined,
@@ -857,7 +876,9 @@ export async function heldCategories(
   workspaceId: string,
   customerId: string,
 ): Promise<Set<DataCategory>> {
-  const keys = await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [customerId]);
+  const keys = await ctx.keys.read(workspaceId, (db) =>
+    keyStore.findKeysOfCustomers(db, workspaceId, [customerId]),
+  );
   const fields = await store.listFields(db, workspaceId, [customerId], {});
   // Only the categories of customer fields: task titles are not a purpose's data.
   return new Set(
@@ -905,7 +926,7 @@ export async function destroyDataKeys(
   keyIds: readonly string[],
 ): Promise<string[]> {
   keyCache(ctx).forgetKeys(keyIds);
-  return ctx.keys.batch.run(({ trx }) =>
+  return ctx.keys.batch.run(workspaceId, ({ trx }) =>
     keyStore.deleteCustomerKeysByIds(trx, workspaceId, customerId, keyIds),
   );
 }
@@ -917,7 +938,7 @@ export async function destroyCustomerKeys(
   customerId: string,
 ): Promise<string[]> {
   keyCache(ctx).forgetCustomer(customerId);
-  return ctx.keys.batch.run(({ trx }) =>
+  return ctx.keys.batch.run(workspaceId, ({ trx }) =>
     keyStore.deleteKeysOfCustomer(trx, workspaceId, customerId),
   );
 }
@@ -941,7 +962,9 @@ export async function rewrapDataKeys(
   const version = ctx.keyProvider.currentKekVersion();
   let rewrapped = 0;
   for (;;) {
-    const page = await keyStore.pageKeysNotOnVersion(ctx.keys.db, version, 500);
+    const page = await ctx.keys.read(EVERY_WORKSPACE, (db) =>
+      keyStore.pageKeysNotOnVersion(db, version, 500),
+    );
     if (page.length === 0) break;
     const updates = page.map((row) => {
       const binding = bindingOf(row.workspace_id, row.customer_id, row.category, row.id);
@@ -955,7 +978,8 @@ export async function rewrapDataKeys(
       }
       return { row, kekVersion, wrapped };
     });
-    await ctx.keys.batch.run(async ({ trx }) => {
+    // Rewrapping crosses workspaces: each page holds keys of any of them.
+    await ctx.keys.batch.run(EVERY_WORKSPACE, async ({ trx }) => {
       for (const u of updates) {
         await keyStore.updateWrapped(
           trx,
@@ -977,7 +1001,7 @@ export async function rewrapDataKeys(
 export async function countDataKeysByKekVersion(
   ctx: Pick<Ctx, 'keys'>,
 ): Promise<Map<number, number>> {
-  return keyStore.countByKekVersion(ctx.keys.db);
+  return ctx.keys.read(EVERY_WORKSPACE, (db) => keyStore.countByKekVersion(db));
 }
 
 /**
@@ -995,7 +1019,9 @@ async function subjectKey(
   create: boolean,
 ): Promise<{ id: string; key: Buffer } | undefined> {
   const rows = (
-    await keyStore.findKeysOfCustomers(ctx.keys.reader, workspaceId, [subjectId])
+    await ctx.keys.read(workspaceId, (db) =>
+      keyStore.findKeysOfCustomers(db, workspaceId, [subjectId]),
+    )
   ).filter((r) => r.category === category);
   const row = rows[0];
   if (row !== undefined) return { id: row.id, key: unwrapCached(ctx, workspaceId, row) };
@@ -1007,7 +1033,7 @@ async function subjectKey(
     bindingOf(workspaceId, subjectId, category, id),
   );
   try {
-    await ctx.keys.batch.run(({ trx }) =>
+    await ctx.keys.batch.run(workspaceId, ({ trx }) =>
       keyStore.insertKeys(trx, [
         {
           workspace_id: workspaceId,

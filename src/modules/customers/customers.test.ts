@@ -65,7 +65,7 @@ forEachDialect((dialect) => {
     }
 
     async function auditRows(customerId: string) {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('audit_entry')
         .selectAll()
         .where('customer_id', '=', customerId)
@@ -76,7 +76,7 @@ forEachDialect((dialect) => {
     async function storedRowCount(
       table: 'customer' | 'customer_field' | 'blind_index' | 'consent_event',
     ) {
-      const row = await rt.ctx.data.db
+      const row = await rt.inspect.data
         .selectFrom(table)
         .select(sql<number>`count(*)`.as('n'))
         .executeTakeFirstOrThrow();
@@ -132,7 +132,7 @@ forEachDialect((dialect) => {
         ['customer.read', 'allowed'],
       ]);
       // The creation's entry also records each consent event it made, by id.
-      const events = await rt.ctx.data.db
+      const events = await rt.inspect.data
         .selectFrom('consent_event')
         .select(['id', 'purpose_key'])
         .where('customer_id', '=', id)
@@ -157,7 +157,7 @@ forEachDialect((dialect) => {
         storedRowCount('customer_field'),
         storedRowCount('blind_index'),
       ]);
-      const keysBefore = await rt.ctx.keys.db.selectFrom('data_key').select('id').execute();
+      const keysBefore = await rt.inspect.keys.selectFrom('data_key').select('id').execute();
       const res = await post('/api/v1/customers', {
         consents: [loyalty],
         identity: { givenName: 'Nope' },
@@ -174,10 +174,10 @@ forEachDialect((dialect) => {
         storedRowCount('blind_index'),
       ]);
       expect(after).toEqual(before);
-      expect(await rt.ctx.keys.db.selectFrom('data_key').select('id').execute()).toHaveLength(
+      expect(await rt.inspect.keys.selectFrom('data_key').select('id').execute()).toHaveLength(
         keysBefore.length,
       );
-      const denial = await rt.ctx.data.db
+      const denial = await rt.inspect.data
         .selectFrom('audit_entry')
         .selectAll()
         .where('action', '=', 'customer.create')
@@ -283,7 +283,7 @@ forEachDialect((dialect) => {
       expect(none.json<{ items: unknown[] }>().items).toEqual([]);
       const unknown = await post('/api/v1/customers/search', { email, purpose: 'astrology' });
       expect(unknown.statusCode).toBe(400);
-      const unknownAudit = await rt.ctx.data.db
+      const unknownAudit = await rt.inspect.data
         .selectFrom('audit_entry')
         .selectAll()
         .where('action', '=', 'customer.search')
@@ -298,7 +298,7 @@ forEachDialect((dialect) => {
         purpose: 'loyalty_program',
       });
       expect(both2.statusCode).toBe(400);
-      const blind = await rt.ctx.data.db
+      const blind = await rt.inspect.data
         .selectFrom('blind_index')
         .selectAll()
         .where('customer_id', '=', a)
@@ -358,14 +358,14 @@ forEachDialect((dialect) => {
 
     it('adds a category under a purpose that needs it, making a data key for it', async () => {
       const id = await create({ consents: [loyalty, support], identity: { givenName: 'Olga' } });
-      const keysBefore = await rt.ctx.keys.db
+      const keysBefore = await rt.inspect.keys
         .selectFrom('data_key')
         .select('category')
         .where('customer_id', '=', id)
         .execute();
       expect(keysBefore.map((k) => k.category)).toEqual(['identity']);
       expect((await patch(id, { contact: { phone: '+44 20 7946 0958' } })).statusCode).toBe(200);
-      const keysAfter = await rt.ctx.keys.db
+      const keysAfter = await rt.inspect.keys
         .selectFrom('data_key')
         .select('category')
         .where('customer_id', '=', id)
@@ -385,7 +385,7 @@ forEachDialect((dialect) => {
         patch(id, { contact: { email: uniqueEmail() } }),
       ]);
       expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200]);
-      const keys = await rt.ctx.keys.db
+      const keys = await rt.inspect.keys
         .selectFrom('data_key')
         .select('category')
         .where('customer_id', '=', id)
@@ -456,7 +456,7 @@ forEachDialect((dialect) => {
         preferences: { channels: ['post'] },
       });
       const keyIds = (
-        await rt.ctx.keys.db
+        await rt.inspect.keys
           .selectFrom('data_key')
           .select('id')
           .where('customer_id', '=', id)
@@ -483,14 +483,14 @@ forEachDialect((dialect) => {
       expect(entry.destroyedKeyIds).toEqual(keyIds);
       expect(entry.completedAt).not.toBeNull();
       expect(
-        await rt.ctx.keys.db
+        await rt.inspect.keys
           .selectFrom('data_key')
           .select('id')
           .where('customer_id', '=', id)
           .execute(),
       ).toEqual([]);
       for (const table of ['customer_field', 'blind_index', 'consent_event'] as const) {
-        const rows = await rt.ctx.data.db
+        const rows = await rt.inspect.data
           .selectFrom(table)
           .select('customer_id')
           .where('customer_id', '=', id)
@@ -516,14 +516,14 @@ forEachDialect((dialect) => {
       });
       if (dialect === 'sqlite') {
         await sql`create trigger audit_down before insert on audit_entry begin select raise(abort, 'audit down'); end`.execute(
-          rt.ctx.data.db,
+          rt.inspect.data,
         );
       } else {
         await sql`create function audit_down() returns trigger language plpgsql as $$ begin raise exception 'audit down'; end $$`.execute(
-          rt.ctx.data.db,
+          rt.inspect.data,
         );
         await sql`create trigger audit_down before insert on audit_entry for each row execute function audit_down()`.execute(
-          rt.ctx.data.db,
+          rt.inspect.data,
         );
       }
       try {
@@ -543,10 +543,10 @@ forEachDialect((dialect) => {
         expect(list.body).not.toContain('C•••');
       } finally {
         if (dialect === 'sqlite') {
-          await sql`drop trigger audit_down`.execute(rt.ctx.data.db);
+          await sql`drop trigger audit_down`.execute(rt.inspect.data);
         } else {
-          await sql`drop trigger audit_down on audit_entry`.execute(rt.ctx.data.db);
-          await sql`drop function audit_down()`.execute(rt.ctx.data.db);
+          await sql`drop trigger audit_down on audit_entry`.execute(rt.inspect.data);
+          await sql`drop function audit_down()`.execute(rt.inspect.data);
         }
       }
       const read = (await get(`/api/v1/customers/${id}?purpose=loyalty_program`)).json<
@@ -571,7 +571,7 @@ forEachDialect((dialect) => {
       }
       expect((await get('/api/v1/customers', marketer)).statusCode).toBe(200);
       expect((await get('/api/v1/customers', admin)).statusCode).toBe(403);
-      const denied = await rt.ctx.data.db
+      const denied = await rt.inspect.data
         .selectFrom('audit_entry')
         .selectAll()
         .where('action', '=', 'access.denied')

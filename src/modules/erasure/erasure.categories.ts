@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { systemActor, type Actor, type AppContext } from '../../platform/context.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import type { CategoryErasureTable, DataDb } from '../../platform/db/schema.js';
 import { newId } from '../../platform/ids.js';
 import { appendAudit } from '../audit/index.js';
@@ -52,7 +53,7 @@ export async function finishCategoryErasure(
   await destroyDataKeys(ctx, ws, row.customer_id, recorded);
   const destroyed = [...recorded].sort();
   const completedAt = ctx.clock.now().toISOString();
-  await ctx.data.batch.run(async (scope) => {
+  await ctx.data.batch.run(ws, async (scope) => {
     const n = await store.completeCategoryErasure(scope.trx, ws, row.id, completedAt, destroyed);
     if (n === 0) return;
     await appendAudit(
@@ -69,7 +70,7 @@ export async function finishCategoryErasure(
       },
     );
   });
-  const done = await store.findCategoryErasure(ctx.data.db, ws, row.id);
+  const done = await ctx.data.read(ws, (db) => store.findCategoryErasure(db, ws, row.id));
   return toCategoryRecord(
     done ?? {
       ...row,
@@ -130,7 +131,11 @@ export async function resumePendingCategoryErasures(
   ctx: AppContext,
   only?: { readonly workspaceId: string; readonly customerId: string },
 ): Promise<number> {
-  const pending = (await store.listPendingCategoryErasures(ctx.data.db)).filter(
+  const pending = (
+    await ctx.data.read(only?.workspaceId ?? EVERY_WORKSPACE, (db) =>
+      store.listPendingCategoryErasures(db),
+    )
+  ).filter(
     (r) =>
       only === undefined ||
       (r.workspace_id === only.workspaceId && r.customer_id === only.customerId),

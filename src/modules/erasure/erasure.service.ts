@@ -1,5 +1,6 @@
 import { systemActor, type Actor, type AppContext } from '../../platform/context.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import type { DataDb, ErasureTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
 import { newId, type ErasureId } from '../../platform/ids.js';
@@ -45,7 +46,7 @@ function toRecord(row: ErasureTable): ErasureRecord {
 async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise<ErasureRecord> {
   const ws = row.workspace_id;
   const first = await destroyCustomerKeys(ctx, ws, row.customer_id);
-  await ctx.data.batch.run(async ({ trx }) => {
+  await ctx.data.batch.run(ws, async ({ trx }) => {
     await deleteCustomerData(trx, ws, row.customer_id);
     await deleteConsentsOf(trx, ws, row.customer_id);
     await deleteTasksOf(trx, ws, row.customer_id);
@@ -56,7 +57,7 @@ async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise
     ...new Set([...(JSON.parse(row.destroyed_key_ids) as string[]), ...first, ...late]),
   ].sort();
   const completedAt = ctx.clock.now().toISOString();
-  const updated = await ctx.data.batch.run(async (scope) => {
+  const updated = await ctx.data.batch.run(ws, async (scope) => {
     const n = await store.completeErasure(scope.trx, ws, row.id, completedAt, destroyed);
     if (n === 0) return 0;
     await appendAudit(
@@ -75,7 +76,7 @@ async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise
   });
   if (updated === 0) {
     // Another request finished it meanwhile: its record stands.
-    const done = await store.findByCustomer(ctx.data.db, ws, row.customer_id);
+    const done = await ctx.data.read(ws, (db) => store.findByCustomer(db, ws, row.customer_id));
     if (done !== undefined) return toRecord(done);
   }
   return toRecord({
@@ -92,7 +93,9 @@ export async function eraseCustomer(
   actor: Actor,
   customerId: string,
 ): Promise<ErasureRecord> {
-  const existing = await store.findByCustomer(ctx.data.db, actor.workspaceId, customerId);
+  const existing = await ctx.data.read(actor.workspaceId, (db) =>
+    store.findByCustomer(db, actor.workspaceId, customerId),
+  );
   if (existing?.status === 'completed') return toRecord(existing);
   if (existing !== undefined) return finish(ctx, actor, existing);
   const holdings = await describeHoldings(ctx, actor.workspaceId, customerId);
@@ -105,7 +108,7 @@ export async function eraseCustomer(
     });
     throw new DomainError('not_found', 'No such customer.');
   }
-  const started = await ctx.data.batch.run((scope) =>
+  const started = await ctx.data.batch.run(actor.workspaceId, (scope) =>
     beginErasureIn(ctx, scope, actor, customerId, holdings),
   );
   if (started.status === 'completed') return toRecord(started);
@@ -167,7 +170,8 @@ export async function finishErasure(
 
 /** Finishes erasures that a crash or a failure interrupted; run before the server serves. */
 export async function resumePendingErasures(ctx: AppContext): Promise<number> {
-  const pending = await store.listPending(ctx.data.db);
+  // Across workspaces: the system finishes every interrupted erasure.
+  const pending = await ctx.data.read(EVERY_WORKSPACE, (db) => store.listPending(db));
   for (const row of pending) {
     await finish(ctx, systemActor('erasure-resume', row.workspace_id), row);
   }

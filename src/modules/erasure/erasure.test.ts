@@ -47,13 +47,13 @@ forEachDialect((dialect) => {
     async function recordIntentOnly(
       customerId: string,
     ): Promise<{ erasureId: string; keyIds: string[] }> {
-      const keys = await rt.ctx.keys.db
+      const keys = await rt.inspect.keys
         .selectFrom('data_key')
         .select(['id', 'category'])
         .where('customer_id', '=', customerId)
         .execute();
       const erasureId = newId();
-      await rt.ctx.data.db
+      await rt.inspect.data
         .insertInto('erasure')
         .values({
           workspace_id: rt.workspaceId,
@@ -72,7 +72,7 @@ forEachDialect((dialect) => {
     }
 
     async function assertErased(customerId: string, erasureId: string, keyIds: string[]) {
-      const ledger = await rt.ctx.data.db
+      const ledger = await rt.inspect.data
         .selectFrom('erasure')
         .selectAll()
         .where('id', '=', erasureId)
@@ -80,28 +80,28 @@ forEachDialect((dialect) => {
       expect(ledger.status).toBe('completed');
       expect(JSON.parse(ledger.destroyed_key_ids)).toEqual(keyIds);
       expect(
-        await rt.ctx.keys.db
+        await rt.inspect.keys
           .selectFrom('data_key')
           .select('id')
           .where('customer_id', '=', customerId)
           .execute(),
       ).toEqual([]);
       expect(
-        await rt.ctx.data.db
+        await rt.inspect.data
           .selectFrom('customer')
           .select('id')
           .where('id', '=', customerId)
           .execute(),
       ).toEqual([]);
       expect(
-        await rt.ctx.data.db
+        await rt.inspect.data
           .selectFrom('customer_field')
           .select('field')
           .where('customer_id', '=', customerId)
           .execute(),
       ).toEqual([]);
       expect(
-        await rt.ctx.data.db
+        await rt.inspect.data
           .selectFrom('blind_index')
           .select('field')
           .where('customer_id', '=', customerId)
@@ -115,7 +115,7 @@ forEachDialect((dialect) => {
       expect(keyIds).toHaveLength(3);
       rt = await rt.restart();
       await assertErased(id, erasureId, keyIds);
-      const entries = await rt.ctx.data.db
+      const entries = await rt.inspect.data
         .selectFrom('audit_entry')
         .selectAll()
         .where('customer_id', '=', id)
@@ -135,7 +135,7 @@ forEachDialect((dialect) => {
       expect(before.statusCode).toBe(200);
       const { erasureId, keyIds } = await recordIntentOnly(id);
       // Another process destroys the keys: this one must not go on using its cached copies.
-      await rt.ctx.keys.db.deleteFrom('data_key').where('customer_id', '=', id).execute();
+      await rt.inspect.keys.deleteFrom('data_key').where('customer_id', '=', id).execute();
       // The rows are still there but unreadable: reads fail rather than return anything.
       const read = await rt.app.inject({
         url: `/api/v1/customers/${id}?purpose=loyalty_program`,
@@ -159,7 +159,7 @@ forEachDialect((dialect) => {
 
     it('makes the customer unreachable with the intent, even when the key store fails, and finishes later', async () => {
       const id = await createCustomer();
-      const keys = rt.ctx.keys.db;
+      const keys = rt.inspect.keys;
       if (dialect === 'sqlite') {
         await sql`create trigger keys_down before delete on data_key begin select raise(abort, 'keys down'); end`.execute(
           keys,
@@ -192,7 +192,7 @@ forEachDialect((dialect) => {
         payload: { identity: { givenName: 'Again' } },
       });
       expect(update.statusCode).toBe(404);
-      const pending = await rt.ctx.data.db
+      const pending = await rt.inspect.data
         .selectFrom('erasure')
         .selectAll()
         .where('customer_id', '=', id)
@@ -224,7 +224,7 @@ forEachDialect((dialect) => {
       );
       expect([a!.statusCode, b!.statusCode]).toEqual([200, 200]);
       expect(a!.json()).toEqual(b!.json());
-      const completions = await rt.ctx.data.db
+      const completions = await rt.inspect.data
         .selectFrom('audit_entry')
         .select('seq')
         .where('customer_id', '=', id)
@@ -232,7 +232,7 @@ forEachDialect((dialect) => {
         .execute();
       expect(completions).toHaveLength(1);
       expect(
-        await rt.ctx.data.db
+        await rt.inspect.data
           .selectFrom('erasure')
           .select('id')
           .where('customer_id', '=', id)
@@ -249,7 +249,7 @@ forEachDialect((dialect) => {
       });
       const entry = res.json<{ id: string; categories: string[] }>();
       expect(entry.categories).toEqual(['contact', 'identity', 'preferences']);
-      const rows = await rt.ctx.data.db
+      const rows = await rt.inspect.data
         .selectFrom('erasure')
         .selectAll()
         .where('customer_id', '=', id)

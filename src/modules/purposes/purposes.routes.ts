@@ -84,7 +84,9 @@ export function purposeRoutes(ctx: AppContext, hooks: PurposeRouteHooks): RouteD
       errors: [401, 403],
       schema: { response: { 200: z.object({ items: z.array(purposeDto) }) } },
       handler: async (req) => {
-        const purposes = await loadPurposes(ctx.data.reader, req.actor.workspaceId);
+        const purposes = await ctx.data.read(req.actor.workspaceId, (db) =>
+          loadPurposes(db, req.actor.workspaceId),
+        );
         return { status: 200, body: { items: [...purposes.values()].map(toDto) } };
       },
     }),

@@ -185,7 +185,7 @@ export async function seedDefaultPurposes(
 ): Promise<void> {
   forgetPurposes(ctx, workspaceId);
   const at = ctx.clock.now().toISOString();
-  await ctx.data.batch.run(async ({ trx }) => {
+  await ctx.data.batch.run(workspaceId, async ({ trx }) => {
     const existing = await store.listPurposeRows(trx, workspaceId);
     const known = new Set(existing.map((r) => r.key));
     for (const p of defaultPurposes) {
@@ -250,7 +250,7 @@ export async function cachedPurposes(
   const now = Date.now();
   const hit = cache.get(workspaceId);
   if (hit !== undefined && hit.expiresAt > now) return hit.purposes;
-  const purposes = await loadPurposes(ctx.data.reader, workspaceId);
+  const purposes = await ctx.data.read(workspaceId, (db) => loadPurposes(db, workspaceId));
   cache.set(workspaceId, { purposes, expiresAt: now + PURPOSE_CACHE_MS });
   return purposes;
 }
@@ -313,7 +313,7 @@ export async function createPurpose(
   checkBasis(input.lawfulBasis, input.categories);
   const at = ctx.clock.now().toISOString();
   const categories = [...new Set(input.categories)];
-  const created = await ctx.data.batch.run(async (scope) => {
+  const created = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     if ((await store.findPurposeRow(scope.trx, actor.workspaceId, input.key)) !== undefined) {
       return false;
     }
@@ -350,7 +350,11 @@ export async function createPurpose(
   if (!created) {
     throw new DomainError('conflict', 'A purpose with this key exists.', { fields: ['body.key'] });
   }
-  return getPurpose(await loadPurposes(ctx.data.db, actor.workspaceId), input.key, 'body.key');
+  return getPurpose(
+    await ctx.data.read(actor.workspaceId, (db) => loadPurposes(db, actor.workspaceId)),
+    input.key,
+    'body.key',
+  );
 }
 
 function sameTexts(a: Texts, b: Texts): boolean {
@@ -369,7 +373,7 @@ export async function changePurpose(
   change: PurposeChange,
 ): Promise<Purpose> {
   const at = ctx.clock.now().toISOString();
-  await ctx.data.batch.run(async (scope) => {
+  await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const row = await store.findPurposeRow(scope.trx, actor.workspaceId, key);
     if (row === undefined) {
       throw new DomainError('unknown_purpose', 'No purpose with this key.', {
@@ -429,7 +433,11 @@ export async function changePurpose(
     });
   });
   forgetPurposes(ctx, actor.workspaceId);
-  return getPurpose(await loadPurposes(ctx.data.db, actor.workspaceId), key, 'params.key');
+  return getPurpose(
+    await ctx.data.read(actor.workspaceId, (db) => loadPurposes(db, actor.workspaceId)),
+    key,
+    'params.key',
+  );
 }
 
 /**
@@ -438,7 +446,7 @@ export async function changePurpose(
  */
 export async function retirePurpose(ctx: AppContext, actor: Actor, key: string): Promise<Purpose> {
   const at = ctx.clock.now().toISOString();
-  await ctx.data.batch.run(async (scope) => {
+  await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const row = await store.findPurposeRow(scope.trx, actor.workspaceId, key);
     if (row === undefined) {
       throw new DomainError('unknown_purpose', 'No purpose with this key.', {
@@ -457,7 +465,11 @@ export async function retirePurpose(ctx: AppContext, actor: Actor, key: string):
     });
   });
   forgetPurposes(ctx, actor.workspaceId);
-  return getPurpose(await loadPurposes(ctx.data.db, actor.workspaceId), key, 'params.key');
+  return getPurpose(
+    await ctx.data.read(actor.workspaceId, (db) => loadPurposes(db, actor.workspaceId)),
+    key,
+    'params.key',
+  );
 }
 
 /** Every notice of a purpose, oldest first; `unknown_purpose` when there is none. */
@@ -466,9 +478,9 @@ export async function listNotices(
   workspaceId: string,
   key: string,
 ): Promise<Notice[]> {
-  const rows = (await store.listNoticeRows(ctx.data.reader, workspaceId)).filter(
-    (n) => n.purpose_key === key,
-  );
+  const rows = (
+    await ctx.data.read(workspaceId, (db) => store.listNoticeRows(db, workspaceId))
+  ).filter((n) => n.purpose_key === key);
   if (rows.length === 0) {
     throw new DomainError('unknown_purpose', 'No purpose with this key.', {
       fields: ['params.key'],

@@ -203,7 +203,7 @@ forEachDialect((dialect) => {
     }
 
     async function auditOf(action: string, purposeKey: string) {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('audit_entry')
         .select(['action', 'purpose', 'outcome', 'reason', 'actor_role', 'customer_id'])
         .where('action', '=', action)
@@ -214,12 +214,12 @@ forEachDialect((dialect) => {
 
     /** The categories of the customer's stored fields and of their data keys. */
     async function holdings(customerId: string) {
-      const fields = await rt.ctx.data.db
+      const fields = await rt.inspect.data
         .selectFrom('customer_field')
         .select(['category', 'field'])
         .where('customer_id', '=', customerId)
         .execute();
-      const keys = await rt.ctx.keys.db
+      const keys = await rt.inspect.keys
         .selectFrom('data_key')
         .select('category')
         .where('customer_id', '=', customerId)
@@ -231,11 +231,7 @@ forEachDialect((dialect) => {
     }
 
     async function expectChainOk() {
-      const result = await verifyAuditChain(
-        rt.ctx.data.db,
-        (ws) => rt.ctx.signer.publicKey(ws),
-        rt.dialect,
-      );
+      const result = await verifyAuditChain(rt.ctx.data, (ws) => rt.ctx.signer.publicKey(ws));
       expect(result.ok).toBe(true);
     }
 
@@ -584,7 +580,7 @@ forEachDialect((dialect) => {
       });
       expect(await holdings(only)).toEqual({ fields: [], keys: [] });
       expect(
-        await rt.ctx.data.db.selectFrom('customer').select('id').where('id', '=', only).execute(),
+        await rt.inspect.data.selectFrom('customer').select('id').where('id', '=', only).execute(),
       ).toEqual([]);
 
       const refusals = [

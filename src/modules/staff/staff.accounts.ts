@@ -12,6 +12,7 @@ import {
 } from '../../platform/crypto/index.js';
 import type { DataDb, StaffAccountTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import { newId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import { openSubjectFields, sealSubjectFields } from '../customers/index.js';
@@ -113,7 +114,7 @@ export async function inviteStaff(
   });
   const token = opaqueToken('inv_');
   const expiresAt = addMinutes(now, INVITATION_HOURS * 60);
-  const created = await ctx.data.batch.run(async (scope) => {
+  const created = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     if ((await store.findByEmailDigest(scope.trx, actor.workspaceId, digest)) !== undefined) {
       return false;
     }
@@ -170,7 +171,10 @@ export async function acceptInvitation(
   requestId: string | null,
 ): Promise<{ staffId: string }> {
   checkPassword(input.password, 'body.password');
-  const invitation = await store.findInvitationByHash(ctx.data.db, sha256Hex(input.token));
+  const invitation = await ctx.data.read(EVERY_WORKSPACE, (db) =>
+    // Found by its token's hash before its workspace is known.
+    store.findInvitationByHash(db, sha256Hex(input.token)),
+  );
   const now = ctx.clock.now();
   if (
     invitation === undefined ||
@@ -189,7 +193,7 @@ export async function acceptInvitation(
   }
   const hash = await hashPassword(input.password);
   const ws = invitation.workspace_id;
-  const accepted = await ctx.data.batch.run(async (scope) => {
+  const accepted = await ctx.data.batch.run(ws, async (scope) => {
     const account = await store.findAccount(scope.trx, ws, invitation.staff_id);
     // A member disabled before accepting stays disabled: the invitation died with them.
     if (account?.status !== 'invited') return false;
@@ -256,7 +260,7 @@ export async function login(
   ).toISOString();
   // The attempt is counted before the password is checked, so attempts sent at once cannot
   // slip past the limit; a successful one is given back.
-  const attempts = await ctx.data.batch.run(({ trx }) =>
+  const attempts = await ctx.data.batch.run(ws, ({ trx }) =>
     store.reserveSourceAttempt(trx, source, windowStart),
   );
   if (attempts > SOURCE_FAILURES) {
@@ -267,7 +271,9 @@ export async function login(
     });
     throw new DomainError('rate_limited', 'Too many failed logins; try again later.');
   }
-  const account = await store.findByEmailDigest(ctx.data.db, ws, emailDigest(ctx, ws, input.email));
+  const account = await ctx.data.read(ws, (db) =>
+    store.findByEmailDigest(db, ws, emailDigest(ctx, ws, input.email)),
+  );
   const passwordOk = await verifyPassword(
     account?.password_hash ?? (await decoyPasswordHash()),
     input.password,
@@ -277,7 +283,7 @@ export async function login(
   const token = opaqueToken('sess_');
   const csrfToken = secureRandom(32).toString('base64url');
   const expiresAt = addMinutes(now, SESSION_ABSOLUTE_HOURS * 60);
-  await ctx.data.batch.run(async (scope) => {
+  await ctx.data.batch.run(ws, async (scope) => {
     const actor =
       account === undefined
         ? anonymous(ws, origin.requestId)
@@ -351,7 +357,10 @@ export async function authenticateSession(
 ): Promise<SessionPrincipal | undefined> {
   if (!/^sess_[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
   const now = ctx.clock.now();
-  const row = await store.findLiveSession(ctx.data.reader, sha256Hex(token));
+  const row = await ctx.data.read(EVERY_WORKSPACE, (db) =>
+    // Found by its token's hash before its workspace is known.
+    store.findLiveSession(db, sha256Hex(token)),
+  );
   if (row === undefined) return undefined;
   const at = now.toISOString();
   if (row.expires_at <= at || addMinutes(new Date(row.last_seen_at), SESSION_IDLE_MINUTES) <= at) {
@@ -359,7 +368,9 @@ export async function authenticateSession(
   }
   if (row.status !== 'active') return undefined;
   if (now.getTime() - new Date(row.last_seen_at).getTime() > 60_000) {
-    await ctx.data.batch.run(({ trx }) => store.touchSession(trx, row.workspace_id, row.id, at));
+    await ctx.data.batch.run(row.workspace_id, ({ trx }) =>
+      store.touchSession(trx, row.workspace_id, row.id, at),
+    );
   }
   return {
     sessionId: row.id,
@@ -381,7 +392,9 @@ export async function enrollTotp(
   session: SessionPrincipal,
   requestId: string | null,
 ): Promise<{ secret: string; otpauthUri: string }> {
-  const account = await store.findAccount(ctx.data.db, session.workspaceId, session.staffId);
+  const account = await ctx.data.read(session.workspaceId, (db) =>
+    store.findAccount(db, session.workspaceId, session.staffId),
+  );
   if (account === undefined) throw new DomainError('unauthenticated', 'Sign in again.');
   if (account.totp_enrolled_at !== null) {
     throw new DomainError('conflict', 'A second factor is enrolled; verify it instead.');
@@ -391,7 +404,7 @@ export async function enrollTotp(
     totp: secret,
   });
   const member = await toMember(ctx, account);
-  await ctx.data.batch.run(async (scope) => {
+  await ctx.data.batch.run(session.workspaceId, async (scope) => {
     await store.updateAccount(scope.trx, session.workspaceId, session.staffId, {
       totp_sealed: sealed['totp'] ?? null,
       updated_at: ctx.clock.now().toISOString(),
@@ -427,7 +440,9 @@ export async function passSecondFactor(
   requestId: string | null,
 ): Promise<{ recoveryCodes: string[] | null }> {
   const now = ctx.clock.now();
-  const account = await store.findAccount(ctx.data.db, session.workspaceId, session.staffId);
+  const account = await ctx.data.read(session.workspaceId, (db) =>
+    store.findAccount(db, session.workspaceId, session.staffId),
+  );
   if (account === undefined) throw new DomainError('unauthenticated', 'Sign in again.');
   const actor = staffActor(session, requestId);
   if (account.locked_until !== null && account.locked_until > now.toISOString()) {
@@ -445,7 +460,7 @@ export async function passSecondFactor(
     : null;
   // Decided inside the transaction, on the row as committed (locked on PostgreSQL): concurrent
   // attempts are judged one after another, so a code passes once and every failure counts.
-  const passed = await ctx.data.batch.run(async (scope) => {
+  const passed = await ctx.data.batch.run(session.workspaceId, async (scope) => {
     const current = await store.findAccountForUpdate(
       scope.trx,
       ctx.data.dialect,
@@ -531,7 +546,7 @@ export async function logout(
   session: SessionPrincipal,
   requestId: string | null,
 ): Promise<void> {
-  await ctx.data.batch.run(async (scope) => {
+  await ctx.data.batch.run(session.workspaceId, async (scope) => {
     await store.revokeSessions(
       scope.trx,
       session.workspaceId,
@@ -554,7 +569,9 @@ export async function changePassword(
   requestId: string | null,
 ): Promise<void> {
   checkPassword(input.newPassword, 'body.newPassword');
-  const account = await store.findAccount(ctx.data.db, session.workspaceId, session.staffId);
+  const account = await ctx.data.read(session.workspaceId, (db) =>
+    store.findAccount(db, session.workspaceId, session.staffId),
+  );
   if (account?.locked_until != null && account.locked_until > ctx.clock.now().toISOString()) {
     await recordAudit(ctx, staffActor(session, requestId), {
       action: 'staff.password.change',
@@ -568,7 +585,7 @@ export async function changePassword(
     (await verifyPassword(account.password_hash, input.currentPassword));
   const now = ctx.clock.now().toISOString();
   const hash = ok ? await hashPassword(input.newPassword) : undefined;
-  await ctx.data.batch.run(async (scope) => {
+  await ctx.data.batch.run(session.workspaceId, async (scope) => {
     if (account === undefined || hash === undefined) {
       if (account !== undefined) await countFailure(ctx, scope.trx, account, new Date(now));
       await appendAudit(ctx, scope, staffActor(session, requestId), {
@@ -594,7 +611,9 @@ export async function changePassword(
 
 /** Staff of the workspace, with their (unsealed) email and name, for admins. Audited. */
 export async function listStaff(ctx: AppContext, actor: Actor): Promise<StaffMember[]> {
-  const rows = await store.listAccounts(ctx.data.reader, actor.workspaceId);
+  const rows = await ctx.data.read(actor.workspaceId, (db) =>
+    store.listAccounts(db, actor.workspaceId),
+  );
   await recordAudit(ctx, actor, {
     action: 'staff.list',
     fields: rows.map((r) => `staff:${r.id}`),
@@ -616,7 +635,7 @@ export async function changeStaff(
     throw new DomainError('conflict', 'Nobody changes their own role or status.');
   }
   const now = ctx.clock.now().toISOString();
-  const updated = await ctx.data.batch.run(async (scope) => {
+  const updated = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const row = await store.findAccount(scope.trx, actor.workspaceId, staffId);
     if (row === undefined) return undefined;
     if (change.status === 'active' && row.status === 'invited') {
@@ -649,6 +668,6 @@ export async function findActiveStaffRole(
   workspaceId: string,
   staffId: string,
 ): Promise<Role | undefined> {
-  const row = await store.findAccount(ctx.data.reader, workspaceId, staffId);
+  const row = await ctx.data.read(workspaceId, (db) => store.findAccount(db, workspaceId, staffId));
   return row?.status === 'active' && isRole(row.role) ? row.role : undefined;
 }

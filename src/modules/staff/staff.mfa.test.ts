@@ -184,7 +184,7 @@ forEachDialect((dialect) => {
     }
 
     async function mfaAudit(staffId: string) {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('audit_entry')
         .select(['outcome', 'reason', 'actor_type', 'actor_role'])
         .where('action', '=', 'staff.mfa')
@@ -194,7 +194,7 @@ forEachDialect((dialect) => {
     }
 
     async function account(staffId: string) {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('staff_account')
         .selectAll()
         .where('id', '=', staffId)
@@ -244,7 +244,7 @@ forEachDialect((dialect) => {
         expect(res.statusCode, res.body).toBe(401);
         expect(errorCode(res)).toBe('mfa_required');
       }
-      const denied = await rt.ctx.data.db
+      const denied = await rt.inspect.data
         .selectFrom('audit_entry')
         .select(['reason'])
         .where('action', '=', 'access.denied')
@@ -287,7 +287,7 @@ forEachDialect((dialect) => {
       const logs = Buffer.from(rt.logs.text(), 'utf8');
       expect(countCanary(logs, secret)).toBe(0);
 
-      const codes = await rt.ctx.data.db
+      const codes = await rt.inspect.data
         .selectFrom('staff_recovery_code')
         .selectAll()
         .where('staff_id', '=', member.id)
@@ -399,7 +399,7 @@ forEachDialect((dialect) => {
       expect(used.statusCode, used.body).toBe(200);
       expect(used.json()).toEqual({ recoveryCodes: null });
       expect((await call(first, 'GET', '/api/v1/purposes')).statusCode).toBe(200);
-      const row = await rt.ctx.data.db
+      const row = await rt.inspect.data
         .selectFrom('staff_recovery_code')
         .select(['used_at'])
         .where('staff_id', '=', member.id)
@@ -426,7 +426,7 @@ forEachDialect((dialect) => {
       expect(errorCode(borrowed)).toBe('mfa_failed');
       expect((await account(member.id)).totp_enrolled_at).toBeNull();
       expect(errorCode(await call(session, 'GET', '/api/v1/purposes'))).toBe('mfa_required');
-      const stored = await rt.ctx.data.db
+      const stored = await rt.inspect.data
         .selectFrom('staff_recovery_code')
         .select(['code_hash'])
         .where('staff_id', '=', member.id)
@@ -445,7 +445,7 @@ forEachDialect((dialect) => {
     it('recovery codes left from an earlier enrolment do not complete a new one', async () => {
       const { member, recoveryCodes } = await enrolled('agent');
       // The state a reset of the second factor leaves, were the old codes not deleted.
-      await rt.ctx.data.db
+      await rt.inspect.data
         .updateTable('staff_account')
         .set({ totp_sealed: null, totp_enrolled_at: null, totp_last_step: null })
         .where('id', '=', member.id)
@@ -574,7 +574,7 @@ forEachDialect((dialect) => {
       }
       expect(rows[0]?.reason).toBe('wrong_code');
       expect(rows[3]?.reason).toBe('recovery_code');
-      const entries = await rt.ctx.data.db
+      const entries = await rt.inspect.data
         .selectFrom('audit_entry')
         .select(['fields', 'reason'])
         .where('actor_id', '=', member.id)

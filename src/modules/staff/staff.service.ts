@@ -1,6 +1,7 @@
 import type { Actor, AppContext } from '../../platform/context.js';
 import { secureRandom, sha256Hex } from '../../platform/crypto/index.js';
 import { DomainError } from '../../platform/errors.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import { newId, type TokenId } from '../../platform/ids.js';
 import { appendAudit } from '../audit/index.js';
 import { isRole, roleAllows, rolePermissions, type Role } from './staff.permissions.js';
@@ -36,7 +37,7 @@ export async function createApiToken(
   const token = TOKEN_PREFIX + secureRandom(32).toString('base64url');
   const id = newId<TokenId>();
   const now = ctx.clock.now().toISOString();
-  await ctx.data.batch.run(async (scope) => {
+  await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     await store.insertToken(scope.trx, {
       workspace_id: actor.workspaceId,
       id,
@@ -94,7 +95,10 @@ export async function authenticateToken(
   const hit = cache.get(hash);
   if (hit !== undefined && hit.expiresAt > now) return hit.principal;
   const generation = tokenGeneration;
-  const row = await store.findActiveTokenByHash(ctx.data.reader, hash);
+  const row = await ctx.data.read(EVERY_WORKSPACE, (db) =>
+    // Found by its hash before its workspace is known.
+    store.findActiveTokenByHash(db, hash),
+  );
   if (row === undefined) {
     cache.delete(hash);
     return undefined;
@@ -110,7 +114,7 @@ export async function listApiTokens(
   ctx: Pick<AppContext, 'data'>,
   workspaceId: string,
 ): Promise<ApiTokenInfo[]> {
-  const rows = await store.listTokens(ctx.data.reader, workspaceId);
+  const rows = await ctx.data.read(workspaceId, (db) => store.listTokens(db, workspaceId));
   return rows.map((r) => ({
     id: r.id as TokenId,
     role: r.role as Role,
@@ -125,7 +129,7 @@ export async function revokeApiToken(
   actor: Actor,
   id: string,
 ): Promise<void> {
-  const changed = await ctx.data.batch.run(async (scope) => {
+  const changed = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const n = await store.revokeToken(
       scope.trx,
       actor.workspaceId,
@@ -146,5 +150,7 @@ export async function revokeApiToken(
 }
 
 export async function hasActiveToken(ctx: Pick<AppContext, 'data'>, role: Role): Promise<boolean> {
-  return (await store.countActiveTokensWithRole(ctx.data.reader, role)) > 0;
+  return (
+    (await ctx.data.read(EVERY_WORKSPACE, (db) => store.countActiveTokensWithRole(db, role))) > 0
+  );
 }

@@ -192,7 +192,7 @@ forEachDialect((dialect) => {
     const purposes = (session: Session) => asSession(session, 'GET', '/api/v1/purposes');
 
     async function customerCount(): Promise<number> {
-      const row = await rt.ctx.data.db
+      const row = await rt.inspect.data
         .selectFrom('customer')
         .select(sql<number | string>`count(*)`.as('n'))
         .executeTakeFirstOrThrow();
@@ -201,7 +201,7 @@ forEachDialect((dialect) => {
 
     /** The audit entries a member made or that name them, oldest first. */
     async function auditOf(staffId: string) {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('audit_entry')
         .select(['action', 'outcome', 'reason', 'actor_type', 'actor_id', 'fields'])
         .where('workspace_id', '=', rt.workspaceId)

@@ -280,7 +280,7 @@ forEachDialect((dialect) => {
     }
 
     async function breakGlassRows(customerId: string) {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('break_glass')
         .selectAll()
         .where('customer_id', '=', customerId)
@@ -288,7 +288,7 @@ forEachDialect((dialect) => {
     }
 
     async function auditOf(customerId: string, action: string) {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('audit_entry')
         .select(['actor_type', 'actor_id', 'action', 'purpose', 'outcome', 'reason', 'fields'])
         .where('customer_id', '=', customerId)
@@ -345,7 +345,7 @@ forEachDialect((dialect) => {
         const customer = await newCustomer();
         const deniedOf = async (member: Member) =>
           (
-            await rt.ctx.data.db
+            await rt.inspect.data
               .selectFrom('audit_entry')
               .select(['reason'])
               .where('action', '=', 'access.denied')
@@ -537,7 +537,7 @@ forEachDialect((dialect) => {
         expect(byDefault).toEqual(grant);
         const pending = (await queueItems(officer, 'pending')).find((g) => g.id === grant.id);
         expect(pending?.justification).toBe(text);
-        const listed = await rt.ctx.data.db
+        const listed = await rt.inspect.data
           .selectFrom('audit_entry')
           .select(['actor_id', 'fields'])
           .where('action', '=', 'break_glass.list')

@@ -83,7 +83,9 @@ export async function breakGlass(
   }
   // A first, non-authoritative check, so that no key is made for a task refused anyway.
   const agreed = (
-    await activeAgreementsOf(ctx.data.reader, actor.workspaceId, [input.customerId], now)
+    await ctx.data.read(actor.workspaceId, (db) =>
+      activeAgreementsOf(db, actor.workspaceId, [input.customerId], now),
+    )
   ).get(input.customerId);
   if (agreed?.get(input.purpose) === undefined) {
     await recordAudit(ctx, actor, {
@@ -117,7 +119,7 @@ export async function breakGlass(
     reviewed_at: null,
     note_sealed: null,
   };
-  const reason = await ctx.data.batch.run(async (scope) => {
+  const reason = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const exists = await lockCustomer(ctx, scope.trx, actor.workspaceId, input.customerId);
     const active = exists
       ? (await activeAgreementsOf(scope.trx, actor.workspaceId, [input.customerId], now)).get(
@@ -182,7 +184,9 @@ export async function listBreakGlass(
   actor: Actor,
   status: 'pending' | 'approved' | 'flagged',
 ): Promise<BreakGlass[]> {
-  const rows = await store.listBreakGlass(ctx.data.reader, actor.workspaceId, status);
+  const rows = await ctx.data.read(actor.workspaceId, (db) =>
+    store.listBreakGlass(db, actor.workspaceId, status),
+  );
   await recordAudit(ctx, actor, {
     action: 'break_glass.list',
     fields: rows.map((r) => `break_glass:${r.id}`),
@@ -201,7 +205,9 @@ export async function reviewBreakGlass(
   if (review.decision === 'flag' && (review.note === undefined || review.note.length === 0)) {
     throw new DomainError('invalid_input', 'A flag needs a note.', { fields: ['body.note'] });
   }
-  const found = await store.findBreakGlass(ctx.data.reader, actor.workspaceId, id);
+  const found = await ctx.data.read(actor.workspaceId, (db) =>
+    store.findBreakGlass(db, actor.workspaceId, id),
+  );
   const refusal =
     found === undefined ? 'not_found' : found.staff_id === actor.id ? 'own_access' : null;
   if (refusal !== null) {
@@ -227,7 +233,7 @@ export async function reviewBreakGlass(
         )[`note:${id}`] ?? null);
   const at = ctx.clock.now().toISOString();
   const status = review.decision === 'approve' ? 'approved' : 'flagged';
-  const changed = await ctx.data.batch.run(async (scope) => {
+  const changed = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const n = await store.reviewBreakGlass(scope.trx, actor.workspaceId, id, {
       review_status: status,
       reviewed_by: actor.id,

@@ -94,7 +94,9 @@ export async function createTask(
   }
   // A first, non-authoritative check, so that no key is made for a task refused anyway.
   const agreed = (
-    await activeAgreementsOf(ctx.data.reader, actor.workspaceId, [input.customerId], now)
+    await ctx.data.read(actor.workspaceId, (db) =>
+      activeAgreementsOf(db, actor.workspaceId, [input.customerId], now),
+    )
   ).get(input.customerId);
   if (agreed?.get(input.purpose) === undefined) {
     await recordAudit(ctx, actor, {
@@ -130,7 +132,7 @@ export async function createTask(
     status: 'open',
     closed_at: null,
   };
-  const decision = await ctx.data.batch.run(async (scope) => {
+  const decision = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const exists = await lockCustomer(ctx, scope.trx, actor.workspaceId, input.customerId);
     const active = exists
       ? (await activeAgreementsOf(scope.trx, actor.workspaceId, [input.customerId], now)).get(
@@ -170,10 +172,8 @@ export async function createTask(
 
 /** Tasks assigned to the actor (all of the workspace's for a privacy officer). Audited. */
 export async function listTasks(ctx: AppContext, actor: Actor): Promise<Task[]> {
-  const rows = await store.listTasks(
-    ctx.data.reader,
-    actor.workspaceId,
-    actor.role === 'privacy_officer' ? undefined : actor.id,
+  const rows = await ctx.data.read(actor.workspaceId, (db) =>
+    store.listTasks(db, actor.workspaceId, actor.role === 'privacy_officer' ? undefined : actor.id),
   );
   await recordAudit(ctx, actor, {
     action: 'task.list',
@@ -190,7 +190,7 @@ async function changeTask(
   action: 'task.reassign' | 'task.close',
   change: (row: TaskTable) => Partial<TaskTable>,
 ): Promise<Task> {
-  const updated = await ctx.data.batch.run(async (scope) => {
+  const updated = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const row = await store.findTask(scope.trx, actor.workspaceId, id);
     // Only the assignee, the creator or a privacy officer may change a task.
     const mayChange =

@@ -273,7 +273,7 @@ forEachDialect((dialect) => {
     }
 
     async function taskRows(customerId: string) {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('task')
         .selectAll()
         .where('customer_id', '=', customerId)
@@ -281,7 +281,7 @@ forEachDialect((dialect) => {
     }
 
     async function readAudit(customerId: string, action = 'customer.read') {
-      return rt.ctx.data.db
+      return rt.inspect.data
         .selectFrom('audit_entry')
         .select(['actor_type', 'actor_id', 'action', 'purpose', 'outcome', 'reason', 'fields'])
         .where('customer_id', '=', customerId)
@@ -493,7 +493,7 @@ forEachDialect((dialect) => {
           `no_grant;task:${task.id}`,
         );
         expect((await read(bob, customer.id, LOYALTY, task.id)).statusCode).toBe(200);
-        const audit = await rt.ctx.data.db
+        const audit = await rt.inspect.data
           .selectFrom('audit_entry')
           .select(['actor_id', 'action', 'outcome'])
           .where('fields', 'like', `%task:${task.id}%`)
@@ -607,7 +607,7 @@ forEachDialect((dialect) => {
 
       it('refuses a purpose the customer has not agreed to, and creates nothing', async () => {
         const customer = await newCustomer([loyalty]);
-        const keysBefore = await rt.ctx.keys.db
+        const keysBefore = await rt.inspect.keys
           .selectFrom('data_key')
           .select('category')
           .where('customer_id', '=', customer.id)
@@ -617,7 +617,7 @@ forEachDialect((dialect) => {
         expect(errorOf(res).code).toBe('consent_not_active');
         expect(errorOf(res).fields).toEqual(['body.purpose']);
         expect(await taskRows(customer.id)).toEqual([]);
-        const keysAfter = await rt.ctx.keys.db
+        const keysAfter = await rt.inspect.keys
           .selectFrom('data_key')
           .select('category')
           .where('customer_id', '=', customer.id)
@@ -700,7 +700,7 @@ forEachDialect((dialect) => {
         });
         expect(erased.statusCode, erased.body).toBe(200);
         expect(await taskRows(customer.id)).toEqual([]);
-        const keys = await rt.ctx.keys.db
+        const keys = await rt.inspect.keys
           .selectFrom('data_key')
           .select('category')
           .where('customer_id', '=', customer.id)

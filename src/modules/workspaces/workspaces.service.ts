@@ -1,4 +1,5 @@
 import type { AppContext } from '../../platform/context.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import { DomainError } from '../../platform/errors.js';
 import { newId, type WorkspaceId } from '../../platform/ids.js';
 
@@ -12,7 +13,7 @@ export async function ensureWorkspace(
   const existing = await findWorkspaceByName(ctx, name);
   if (existing !== undefined) return { id: existing, created: false };
   const id = newId<WorkspaceId>();
-  await ctx.data.batch.run(async ({ trx }) => {
+  await ctx.data.batch.run(id, async ({ trx }) => {
     await trx
       .insertInto('workspace')
       .values({ id, name, created_at: ctx.clock.now().toISOString() })
@@ -25,11 +26,10 @@ export async function findWorkspaceByName(
   ctx: Pick<AppContext, 'data'>,
   name: string,
 ): Promise<WorkspaceId | undefined> {
-  const row = await ctx.data.db
-    .selectFrom('workspace')
-    .select('id')
-    .where('name', '=', name)
-    .executeTakeFirst();
+  // Found by name before its id is known.
+  const row = await ctx.data.read(EVERY_WORKSPACE, (db) =>
+    db.selectFrom('workspace').select('id').where('name', '=', name).executeTakeFirst(),
+  );
   return row?.id as WorkspaceId | undefined;
 }
 
@@ -43,6 +43,8 @@ export async function getWorkspaceByName(
 }
 
 export async function listWorkspaceIds(ctx: Pick<AppContext, 'data'>): Promise<WorkspaceId[]> {
-  const rows = await ctx.data.db.selectFrom('workspace').select('id').orderBy('id').execute();
+  const rows = await ctx.data.read(EVERY_WORKSPACE, (db) =>
+    db.selectFrom('workspace').select('id').orderBy('id').execute(),
+  );
   return rows.map((r) => r.id as WorkspaceId);
 }

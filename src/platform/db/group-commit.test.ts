@@ -4,6 +4,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { sql, type Migration } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVERY_WORKSPACE } from './row-scope.js';
 import { createPgDatabases, dialects } from '../../testing/harness.js';
 import { openStore, type Store, type StoreLocation } from './database.js';
 import { GroupCommit, type BatchScope } from './group-commit.js';
@@ -114,12 +115,9 @@ for (const dialect of dialects) {
     });
 
     async function presentIds(prefix: string): Promise<string[]> {
-      const rows = await store.reader
-        .selectFrom('t')
-        .select('id')
-        .where('id', 'like', `${prefix}%`)
-        .orderBy('id')
-        .execute();
+      const rows = await store.read(EVERY_WORKSPACE, (db) =>
+        db.selectFrom('t').select('id').where('id', 'like', `${prefix}%`).orderBy('id').execute(),
+      );
       return rows.map((r) => r.id);
     }
 
@@ -127,7 +125,7 @@ for (const dialect of dialects) {
       const prefix = freshPrefix('many');
       let batches = 0;
       const unit = (i: number) =>
-        store.batch.run(async (scope) => {
+        store.batch.run(EVERY_WORKSPACE, async (scope) => {
           await insert(scope, `${prefix}${String(i).padStart(4, '0')}`, `v${i}`);
           scope.beforeCommit('count-batches', () => {
             batches += 1;
@@ -146,11 +144,9 @@ for (const dialect of dialects) {
       expect(values).toEqual(Array.from({ length: 700 }, (_, i) => i));
       const ids = await presentIds(prefix);
       expect(ids).toHaveLength(700);
-      const rows = await store.reader
-        .selectFrom('t')
-        .select(['id', 'v'])
-        .where('id', '=', `${prefix}0599`)
-        .execute();
+      const rows = await store.read(EVERY_WORKSPACE, (db) =>
+        db.selectFrom('t').select(['id', 'v']).where('id', '=', `${prefix}0599`).execute(),
+      );
       expect(rows).toEqual([{ id: `${prefix}0599`, v: 'v599' }]);
       // Grouped: at least 3 batches for 600 same-tick units (256 per batch), far fewer than 700.
       expect(batches).toBeGreaterThanOrEqual(3);
@@ -160,7 +156,7 @@ for (const dialect of dialects) {
     it('rejects a failing unit with its own error and keeps only the others’ rows', async () => {
       const prefix = freshPrefix('fail');
       const units = Array.from({ length: 8 }, (_, i) =>
-        store.batch.run(async (scope) => {
+        store.batch.run(EVERY_WORKSPACE, async (scope) => {
           const seen = (scope.state.get('count') as number | undefined) ?? 0;
           scope.state.set('count', seen + 1);
           await insert(scope, `${prefix}${i}`);
@@ -195,14 +191,14 @@ for (const dialect of dialects) {
     it('rolls back a lone failing unit', async () => {
       const prefix = freshPrefix('lone');
       await expect(
-        store.batch.run(async (scope) => {
+        store.batch.run(EVERY_WORKSPACE, async (scope) => {
           await insert(scope, `${prefix}a`);
           throw new UnitError(1);
         }),
       ).rejects.toBeInstanceOf(UnitError);
       expect(await presentIds(prefix)).toEqual([]);
       // The queue keeps working afterwards.
-      await store.batch.run((scope) => insert(scope, `${prefix}b`));
+      await store.batch.run(EVERY_WORKSPACE, (scope) => insert(scope, `${prefix}b`));
       expect(await presentIds(prefix)).toEqual([`${prefix}b`]);
     });
 
@@ -211,7 +207,7 @@ for (const dialect of dialects) {
         fc.asyncProperty(fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }), async (fails) => {
           const prefix = freshPrefix('prop');
           const units = fails.map((fail, i) =>
-            store.batch.run(async (scope) => {
+            store.batch.run(EVERY_WORKSPACE, async (scope) => {
               const before = (scope.state.get('chain') as readonly number[] | undefined) ?? [];
               scope.state.set('chain', [...before, i]);
               await insert(scope, `${prefix}${String(i).padStart(2, '0')}`);
@@ -243,7 +239,7 @@ for (const dialect of dialects) {
       const prefix = freshPrefix('state');
       const seen: Record<string, unknown> = {};
       const hookRuns: string[] = [];
-      const a = store.batch.run((scope) => {
+      const a = store.batch.run(EVERY_WORKSPACE, (scope) => {
         scope.state.set('head', 'a');
         scope.beforeCommit('from-a', () => {
           hookRuns.push('a');
@@ -251,7 +247,7 @@ for (const dialect of dialects) {
         });
         return Promise.resolve('a');
       });
-      const b = store.batch.run(async (scope) => {
+      const b = store.batch.run(EVERY_WORKSPACE, async (scope) => {
         seen['b'] = scope.state.get('head');
         scope.state.set('head', 'b');
         scope.state.set('only-b', true);
@@ -270,13 +266,13 @@ for (const dialect of dialects) {
         await sleep(1);
         throw new UnitError(2);
       });
-      const c = store.batch.run((scope) => {
+      const c = store.batch.run(EVERY_WORKSPACE, (scope) => {
         seen['c'] = scope.state.get('head');
         seen['c-only-b'] = scope.state.get('only-b');
         scope.state.set('head', 'c');
         return Promise.resolve('c');
       });
-      const d = store.batch.run((scope) => {
+      const d = store.batch.run(EVERY_WORKSPACE, (scope) => {
         seen['d'] = scope.state.get('head');
         return Promise.resolve('d');
       });
@@ -293,11 +289,13 @@ for (const dialect of dialects) {
     });
 
     it('starts each batch with empty state', async () => {
-      await store.batch.run((scope) => {
+      await store.batch.run(EVERY_WORKSPACE, (scope) => {
         scope.state.set('leak', 1);
         return Promise.resolve();
       });
-      const next = await store.batch.run((scope) => Promise.resolve(scope.state.get('leak')));
+      const next = await store.batch.run(EVERY_WORKSPACE, (scope) =>
+        Promise.resolve(scope.state.get('leak')),
+      );
       expect(next).toBeUndefined();
     });
 
@@ -309,7 +307,7 @@ for (const dialect of dialects) {
       const wave = (n: number) =>
         Array.from({ length: n }, (_, i) =>
           store.batch
-            .run(async (scope) => {
+            .run(EVERY_WORKSPACE, async (scope) => {
               await insert(scope, `${prefix}${runs.length}-${i}`);
               scope.beforeCommit('head', async (trx) => {
                 settledBeforeHook = settled;
@@ -346,7 +344,7 @@ for (const dialect of dialects) {
       const prefix = freshPrefix('hookfail');
       const hookError = new Error('checkpoint failed');
       const units = Array.from({ length: 10 }, (_, i) =>
-        store.batch.run(async (scope) => {
+        store.batch.run(EVERY_WORKSPACE, async (scope) => {
           await insert(scope, `${prefix}${i}`);
           if (i === 4) {
             scope.beforeCommit('bad', async (trx) => {
@@ -367,17 +365,17 @@ for (const dialect of dialects) {
       }
       expect(await presentIds(prefix)).toEqual([]);
       // The next batch is not affected.
-      await store.batch.run((scope) => insert(scope, `${prefix}after`));
+      await store.batch.run(EVERY_WORKSPACE, (scope) => insert(scope, `${prefix}after`));
       expect(await presentIds(prefix)).toEqual([`${prefix}after`]);
     });
 
     it('close() waits for queued work and then refuses more', async () => {
       const prefix = freshPrefix('close');
-      const batch = new GroupCommit<TestDb>(store.db, 16);
+      const batch = new GroupCommit<TestDb>(store.db, { maxBatch: 16 });
       let done = 0;
       const work = (i: number) =>
         batch
-          .run(async (scope) => {
+          .run(EVERY_WORKSPACE, async (scope) => {
             if (i % 10 === 0) await sleep(5);
             await insert(scope, `${prefix}${String(i).padStart(3, '0')}`);
             return i;
@@ -395,7 +393,9 @@ for (const dialect of dialects) {
       expect(done).toBe(100);
       expect(await presentIds(prefix)).toHaveLength(100);
       await expect(Promise.all([...first, ...second])).resolves.toHaveLength(100);
-      await expect(batch.run(() => Promise.resolve(1))).rejects.toThrow('store closed');
+      await expect(batch.run(EVERY_WORKSPACE, () => Promise.resolve(1))).rejects.toThrow(
+        'store closed',
+      );
       // Closing again, with nothing queued, returns at once.
       await batch.close();
     });
@@ -409,7 +409,7 @@ for (const dialect of dialects) {
         try {
           const prefix = freshPrefix('lost');
           const units = [0, 1, 2].map((i) =>
-            lossy.batch.run(async (scope) => {
+            lossy.batch.run(EVERY_WORKSPACE, async (scope) => {
               await insert(scope, `${prefix}${i}`);
               if (i === 1) {
                 // The server ends the session mid-batch (restart, failover, idle timeout).
@@ -423,7 +423,10 @@ for (const dialect of dialects) {
           expect(await presentIds(prefix)).toEqual([]);
           // And the queue still serves the next unit on a fresh connection.
           await expect(
-            settleWithin([lossy.batch.run((scope) => insert(scope, `${prefix}after`))], 10_000),
+            settleWithin(
+              [lossy.batch.run(EVERY_WORKSPACE, (scope) => insert(scope, `${prefix}after`))],
+              10_000,
+            ),
           ).resolves.toEqual([{ status: 'fulfilled', value: undefined }]);
           expect(crashes.errors).toEqual([]);
         } finally {
@@ -440,7 +443,7 @@ for (const dialect of dialects) {
         const crashes = watchProcessErrors();
         try {
           const prefix = freshPrefix('idle');
-          await lossy.batch.run((scope) => insert(scope, `${prefix}before`));
+          await lossy.batch.run(EVERY_WORKSPACE, (scope) => insert(scope, `${prefix}before`));
           const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(
             lossy.db,
           );
@@ -448,7 +451,10 @@ for (const dialect of dialects) {
           await sql`select pg_terminate_backend(${rows[0]!.pid})`.execute(store.db);
           await sleep(200);
           await expect(
-            settleWithin([lossy.batch.run((scope) => insert(scope, `${prefix}after`))], 10_000),
+            settleWithin(
+              [lossy.batch.run(EVERY_WORKSPACE, (scope) => insert(scope, `${prefix}after`))],
+              10_000,
+            ),
           ).resolves.toEqual([{ status: 'fulfilled', value: undefined }]);
           expect(await presentIds(prefix)).toEqual([`${prefix}after`, `${prefix}before`]);
           expect(crashes.errors).toEqual([]);

@@ -1,4 +1,5 @@
 import type { ControlledTransaction, Kysely, Transaction } from 'kysely';
+import type { RowScope } from './row-scope.js';
 
 /**
  * The transaction a unit of work runs in, with per-batch state that later work in the same
@@ -14,9 +15,16 @@ export interface BatchScope<DB> {
 export type Work<DB, T> = (scope: BatchScope<DB>) => Promise<T>;
 
 interface Job<DB> {
+  readonly rowScope: RowScope;
   readonly work: Work<DB, unknown>;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
+}
+
+/** A pre-commit hook runs in the row scope of the unit that registered it. */
+interface Hook<DB> {
+  readonly rowScope: RowScope;
+  readonly run: (trx: Transaction<DB>) => Promise<void>;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -39,24 +47,38 @@ export class GroupCommit<DB> {
 
   readonly #onTransaction: (trx: Transaction<DB>) => void;
   readonly #onTransactionEnd: (trx: Transaction<DB>) => void;
+  readonly #enterScope: ((trx: Transaction<DB>, scope: RowScope) => Promise<void>) | undefined;
 
-  /** `onTransaction` sees each transaction before any unit runs in it (to bind fast paths). */
+  /**
+   * `onTransaction` sees each transaction before any unit runs in it (to bind fast paths).
+   * `enterScope`, when given, runs before each unit whose row scope differs from the one in
+   * force (PostgreSQL's row-level security), and before each pre-commit hook.
+   */
   constructor(
     db: Kysely<DB>,
-    maxBatch = 256,
-    onTransaction: (trx: Transaction<DB>) => void = () => undefined,
-    onTransactionEnd: (trx: Transaction<DB>) => void = () => undefined,
+    options: {
+      readonly maxBatch?: number;
+      readonly onTransaction?: (trx: Transaction<DB>) => void;
+      readonly onTransactionEnd?: (trx: Transaction<DB>) => void;
+      readonly enterScope?: (trx: Transaction<DB>, scope: RowScope) => Promise<void>;
+    } = {},
   ) {
-    this.#onTransactionEnd = onTransactionEnd;
     this.#db = db;
-    this.#maxBatch = maxBatch;
-    this.#onTransaction = onTransaction;
+    this.#maxBatch = options.maxBatch ?? 256;
+    this.#onTransaction = options.onTransaction ?? (() => undefined);
+    this.#onTransactionEnd = options.onTransactionEnd ?? (() => undefined);
+    this.#enterScope = options.enterScope;
   }
 
-  run<T>(work: Work<DB, T>): Promise<T> {
+  /**
+   * Runs `work` in the next batch, seeing only the rows of `rowScope`. Settles after the
+   * batch's commit.
+   */
+  run<T>(rowScope: RowScope, work: Work<DB, T>): Promise<T> {
     if (this.#closed) return Promise.reject(new Error('store closed'));
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({
+        rowScope,
         work: work,
         resolve: resolve as (v: unknown) => void,
         reject,
@@ -119,20 +141,33 @@ export class GroupCommit<DB> {
     isolated: boolean,
   ): Promise<'retry' | 'settled'> {
     const state = new Map<string, unknown>();
-    const hooks = new Map<string, (trx: Transaction<DB>) => Promise<void>>();
+    const hooks = new Map<string, Hook<DB>>();
     const outcomes: Outcome[] = [];
+    let unitScope: RowScope | undefined;
     const scope: BatchScope<DB> = {
       trx,
       state,
-      beforeCommit: (key, hook) => hooks.set(key, hook),
+      beforeCommit: (key, hook) => {
+        if (unitScope !== undefined) hooks.set(key, { rowScope: unitScope, run: hook });
+      },
+    };
+    // The row scope in force in the transaction; undefined when unknown (after a rollback to a
+    // savepoint, which undoes a setting made inside it).
+    let inForce: RowScope | undefined;
+    const enter = async (rowScope: RowScope) => {
+      if (this.#enterScope === undefined || inForce === rowScope) return;
+      await this.#enterScope(trx, rowScope);
+      inForce = rowScope;
     };
     const savepoints = isolated && jobs.length > 1;
     try {
       for (const job of jobs) {
         const savedState = new Map(state);
         const savedHooks = new Map(hooks);
+        unitScope = job.rowScope;
         if (!savepoints) {
           try {
+            await enter(job.rowScope);
             outcomes.push({ ok: true, value: await job.work(scope) });
           } catch (error) {
             if (!isolated) {
@@ -148,12 +183,14 @@ export class GroupCommit<DB> {
         }
         const sp = await trx.savepoint('unit').execute();
         try {
+          await enter(job.rowScope);
           const value = await job.work(scope);
           await sp.releaseSavepoint('unit').execute();
           outcomes.push({ ok: true, value });
         } catch (error) {
           await sp.rollbackToSavepoint('unit').execute();
           await sp.releaseSavepoint('unit').execute();
+          inForce = undefined;
           outcomes.push({ ok: false, error });
           restore(state, savedState);
           restore(hooks, savedHooks);
@@ -172,7 +209,10 @@ export class GroupCommit<DB> {
     }
     try {
       if (outcomes.some((o) => o.ok)) {
-        for (const hook of hooks.values()) await hook(trx);
+        for (const hook of hooks.values()) {
+          await enter(hook.rowScope);
+          await hook.run(trx);
+        }
         await trx.commit().execute();
       } else {
         await trx.rollback().execute();

@@ -2,6 +2,56 @@ import { sql, type Kysely, type Migration } from 'kysely';
 
 import type { DialectName } from './database.js';
 
+/**
+ * The data store's tables that hold a workspace's rows, by the column naming the workspace.
+ * `login_throttle` is not here: it counts failures per client address across workspaces and
+ * holds no workspace data. A test checks that every table with a `workspace_id` column is
+ * covered.
+ */
+const WORKSPACE_TABLES: readonly (readonly [table: string, column?: string])[] = [
+  ['workspace', 'id'],
+  ['api_token'],
+  ['purpose'],
+  ['purpose_notice'],
+  ['customer'],
+  ['consent_event'],
+  ['customer_field'],
+  ['blind_index'],
+  ['audit_entry'],
+  ['audit_head'],
+  ['audit_checkpoint'],
+  ['erasure'],
+  ['category_erasure'],
+  ['staff_account'],
+  ['staff_invitation'],
+  ['staff_session'],
+  ['staff_recovery_code'],
+  ['task'],
+  ['break_glass'],
+];
+
+/**
+ * Workspace isolation as defence in depth (PostgreSQL): a row is visible and writable only
+ * when the transaction's `custodia.workspace` setting names its workspace, or is `*` (the
+ * system paths that cross workspaces). FORCE applies the policy to the tables' owner too, which
+ * is the role Custodia runs as; a query that sets nothing sees nothing.
+ */
+async function enableRowSecurity(
+  db: Kysely<unknown>,
+  tables: readonly (string | readonly [table: string, column?: string])[],
+): Promise<void> {
+  for (const entry of tables) {
+    const [table, column = 'workspace_id'] = typeof entry === 'string' ? [entry] : entry;
+    const t = sql.table(table);
+    const c = sql.ref(column);
+    await sql`alter table ${t} enable row level security`.execute(db);
+    await sql`alter table ${t} force row level security`.execute(db);
+    await sql`create policy workspace_isolation on ${t}
+      using (${c} = current_setting('custodia.workspace', true)
+        or current_setting('custodia.workspace', true) = '*')`.execute(db);
+  }
+}
+
 /** Binary column type: SQLite calls it blob, PostgreSQL bytea. */
 function binaryType(dialect: DialectName): 'blob' | 'bytea' {
   return dialect === 'sqlite' ? 'blob' : 'bytea';
@@ -394,6 +444,12 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           .execute();
       },
     },
+    '0006_row_level_security': {
+      async up(db: Kysely<unknown>) {
+        // PostgreSQL only: SQLite has no row-level security.
+        if (dialect === 'postgres') await enableRowSecurity(db, WORKSPACE_TABLES);
+      },
+    },
   };
 }
 
@@ -424,6 +480,12 @@ export function keyMigrations(dialect: DialectName): Record<string, Migration> {
           .on('data_key')
           .column('kek_version')
           .execute();
+      },
+    },
+    '0002_row_level_security': {
+      async up(db: Kysely<unknown>) {
+        // PostgreSQL only: SQLite has no row-level security.
+        if (dialect === 'postgres') await enableRowSecurity(db, ['data_key']);
       },
     },
   };

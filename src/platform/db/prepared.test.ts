@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Kysely, Migration } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVERY_WORKSPACE } from './row-scope.js';
 import { createPgDatabases, dialects } from '../../testing/harness.js';
 import { openStore, type Store, type StoreLocation } from './database.js';
 import { prepared } from './prepared.js';
@@ -74,11 +75,11 @@ for (const dialect of dialects) {
           n: i,
           data: Buffer.from([i, 255 - i]),
         }));
-      await store.batch.run(({ trx }) => insertItems(trx, rows('a', 3)));
-      await store.batch.run(({ trx }) => insertItems(trx, rows('b', 1)));
+      await store.batch.run(EVERY_WORKSPACE, ({ trx }) => insertItems(trx, rows('a', 3)));
+      await store.batch.run(EVERY_WORKSPACE, ({ trx }) => insertItems(trx, rows('b', 1)));
       await Promise.all([
-        store.batch.run(({ trx }) => insertItems(trx, rows('c', 5))),
-        store.batch.run(({ trx }) => insertItems(trx, rows('d', 2))),
+        store.batch.run(EVERY_WORKSPACE, ({ trx }) => insertItems(trx, rows('c', 5))),
+        store.batch.run(EVERY_WORKSPACE, ({ trx }) => insertItems(trx, rows('d', 2))),
       ]);
       for (const [owner, k] of [
         ['a', 3],
@@ -86,31 +87,37 @@ for (const dialect of dialects) {
         ['c', 5],
         ['d', 2],
       ] as const) {
-        const all = await byIds(
-          store.reader,
-          owner,
-          rows(owner, k).map((r) => r.id),
+        const all = await store.read(EVERY_WORKSPACE, (db) =>
+          byIds(
+            db,
+            owner,
+            rows(owner, k).map((r) => r.id),
+          ),
         );
         expect(all.map((r) => [r.id, r.owner, r.n, [...r.data]])).toEqual(
           rows(owner, k).map((r) => [r.id, r.owner, r.n, [...r.data]]),
         );
-        const some = await byIds(store.reader, owner, [`${owner}-00`, 'missing']);
+        const some = await store.read(EVERY_WORKSPACE, (db) =>
+          byIds(db, owner, [`${owner}-00`, 'missing']),
+        );
         expect(some.map((r) => r.id)).toEqual([`${owner}-00`]);
-        const counted = await store.batch.run(({ trx }) => count(trx, owner));
+        const counted = await store.batch.run(EVERY_WORKSPACE, ({ trx }) => count(trx, owner));
         expect(Number(counted[0]?.c)).toBe(k);
       }
       // The same query with another owner never sees the first owner's rows.
-      expect(await byIds(store.reader, 'b', ['a-00', 'a-01'])).toEqual([]);
+      expect(await store.read(EVERY_WORKSPACE, (db) => byIds(db, 'b', ['a-00', 'a-01']))).toEqual(
+        [],
+      );
     });
 
     it('runs inside the unit of work: a failed unit leaves no row behind', async () => {
       await expect(
-        store.batch.run(async ({ trx }) => {
+        store.batch.run(EVERY_WORKSPACE, async ({ trx }) => {
           await insertItems(trx, [{ id: 'z-1', owner: 'z', n: 1, data: Buffer.from([1]) }]);
           throw new Error('unit fails');
         }),
       ).rejects.toThrow('unit fails');
-      expect(await byIds(store.reader, 'z', ['z-1'])).toEqual([]);
+      expect(await store.read(EVERY_WORKSPACE, (db) => byIds(db, 'z', ['z-1']))).toEqual([]);
     });
   });
 }

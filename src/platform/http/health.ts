@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
+import { EVERY_WORKSPACE } from '../db/row-scope.js';
 import { defineRoute, type RouteDefinition } from './route.js';
 
 export function healthRoutes(ctx: AppContext): RouteDefinition[] {
@@ -18,8 +19,8 @@ export function healthRoutes(ctx: AppContext): RouteDefinition[] {
         },
       },
       handler: async () => {
-        await sql`select 1`.execute(ctx.data.reader);
-        await sql`select 1`.execute(ctx.keys.reader);
+        await ctx.data.read(EVERY_WORKSPACE, (db) => sql`select 1`.execute(db));
+        await ctx.keys.read(EVERY_WORKSPACE, (db) => sql`select 1`.execute(db));
         return { status: 200, body: { status: 'ok' as const, dialect: ctx.data.dialect } };
       },
     }),
