@@ -117,26 +117,34 @@ const preferencesOut = z.object({
   channels: z.array(channel).optional(),
 });
 
+const maskedValues = z.object({
+  givenName: z.string().optional(),
+  familyName: z.string().optional(),
+  email: z.string().optional(),
+  phone: z.string().optional(),
+});
+
 export const customerDto = z.object({
   id: z.string(),
   purpose: z.string(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /**
+   * `granted`: the purpose's fields in plaintext. `masked`: a staff reader without a grant (an
+   * open task assigned to them, or break-glass) sees the masked values a list shows.
+   */
+  access: z.enum(['granted', 'masked']).optional(),
   identity: identityOut.optional(),
   contact: contactOut.optional(),
   preferences: preferencesOut.optional(),
+  masked: maskedValues.optional(),
 });
 export type CustomerDto = z.input<typeof customerDto>;
 
 export const maskedCustomerDto = z.object({
   id: z.string(),
   createdAt: z.string(),
-  masked: z.object({
-    givenName: z.string().optional(),
-    familyName: z.string().optional(),
-    email: z.string().optional(),
-    phone: z.string().optional(),
-  }),
+  masked: maskedValues,
 });
 export type MaskedCustomerDto = z.input<typeof maskedCustomerDto>;
 

@@ -516,8 +516,11 @@ async function readUnderPurpose(
 ): Promise<{
   customers: { id: string; created_at: string; updated_at: string }[];
   rows: CustomerFieldTable[];
+  /** Customers the staff reader has no grant for: their rows are the masked fields only. */
+  masked: ReadonlySet<string>;
 }> {
   const purposes = await cachedPurposes(ctx, actor.workspaceId);
+  const masked = new Set<string>();
   const active = await activeAgreementsOf(
     scope.trx,
     actor.workspaceId,
@@ -556,17 +559,11 @@ async function readUnderPurpose(
         outcome: 'denied',
         reason: 'purpose_not_active',
       });
-    } else if (noGrant) {
-      // Staff read only under an open task assigned to them: answered like a missing record.
-      await appendAudit(ctx, scope, actor, {
-        action,
-        customerId: id,
-        purpose: purpose.key,
-        outcome: 'denied',
-        reason: taskReason === null ? 'no_task' : `no_grant;${taskReason}`,
-      });
     } else {
       allowed.push(customer);
+      // Staff read plaintext only under an open task assigned to them (or break-glass);
+      // without one they get the masked values a list shows.
+      if (noGrant) masked.add(id);
       // Only the categories of the notice version this customer agreed to.
       const agreement = active.get(id)?.get(purpose.key);
       granted.set(id, new Set(agreement === undefined ? [] : categoriesOf(purposes, agreement)));
@@ -579,18 +576,62 @@ async function readUnderPurpose(
       allowed.map((c) => c.id),
       { categories: purpose.categories },
     )
-  ).filter((r) => granted.get(r.customer_id)?.has(r.category) === true);
+  ).filter(
+    (r) =>
+      granted.get(r.customer_id)?.has(r.category) === true &&
+      (!masked.has(r.customer_id) || maskedFields.includes(r.field as FieldName)),
+  );
   for (const c of allowed) {
-    await appendAudit(ctx, scope, actor, {
-      action,
-      customerId: c.id,
-      purpose: purpose.key,
-      fields: rows.filter((r) => r.customer_id === c.id).map((r) => r.field),
-      outcome: 'allowed',
-      reason: taskReason,
-    });
+    const fields = rows.filter((r) => r.customer_id === c.id).map((r) => r.field);
+    await appendAudit(
+      ctx,
+      scope,
+      actor,
+      masked.has(c.id)
+        ? {
+            action,
+            customerId: c.id,
+            purpose: purpose.key,
+            fields: fields.map((f) => `masked:${f}`),
+            outcome: 'denied',
+            reason: taskReason === null ? 'no_task' : `no_grant;${taskReason}`,
+          }
+        : {
+            action,
+            customerId: c.id,
+            purpose: purpose.key,
+            fields,
+            outcome: 'allowed',
+            reason: taskReason,
+          },
+    );
   }
-  return { customers: allowed, rows };
+  return { customers: allowed, rows, masked };
+}
+
+/** The masked form of a customer's values, as lists show them. */
+function maskValues(values: ReadonlyMap<FieldName, unknown> | undefined): Record<string, string> {
+  const masked: Record<string, string> = {};
+  for (const [field, value] of values ?? []) {
+    const m = maskField(field, value);
+    if (m !== undefined) masked[field] = m;
+  }
+  return masked;
+}
+
+/** A read's answer: plaintext under a grant, masked values without one. */
+function readDto(
+  customer: { id: string; created_at: string; updated_at: string },
+  purpose: string,
+  values: ReadonlyMap<FieldName, unknown> | undefined,
+  isMasked: boolean,
+): CustomerDto {
+  if (!isMasked) return { ...toDto(customer, purpose, values), access: 'granted' };
+  return {
+    ...toDto(customer, purpose, undefined),
+    access: 'masked',
+    masked: maskValues(values),
+  };
 }
 
 export async function readCustomer(
@@ -618,7 +659,7 @@ export async function readCustomer(
   const customer = result.customers[0];
   if (customer === undefined) throw notFound();
   const values = await decryptRows(ctx, actor.workspaceId, result.rows);
-  return toDto(customer, purposeKey, values.get(customer.id));
+  return readDto(customer, purposeKey, values.get(customer.id), result.masked.has(customer.id));
 }
 
 export async function searchCustomers(
@@ -658,12 +699,14 @@ export async function searchCustomers(
         outcome: 'done',
         reason: 'no_match',
       });
-      return { customers: [], rows: [] };
+      return { customers: [], rows: [], masked: new Set<string>() };
     }
     return readUnderPurpose(ctx, scope, actor, 'customer.search', purpose, ids, access);
   });
   const values = await decryptRows(ctx, actor.workspaceId, result.rows);
-  return result.customers.map((c) => toDto(c, purpose.key, values.get(c.id)));
+  return result.customers.map((c) =>
+    readDto(c, purpose.key, values.get(c.id), result.masked.has(c.id)),
+  );
 }
 
 /**
@@ -829,14 +872,11 @@ export async function listCustomers(
     return { shown, rows, more: customers.length > page.limit };
   });
   const values = await decryptRows(ctx, actor.workspaceId, result.rows);
-  const items = result.shown.map((c) => {
-    const masked: Record<string, string> = {};
-    for (const [field, value] of values.get(c.id) ?? []) {
-      const m = maskField(field, value);
-      if (m !== undefined) masked[field] = m;
-    }
-    return { id: c.id, createdAt: c.created_at, masked };
-  });
+  const items = result.shown.map((c) => ({
+    id: c.id,
+    createdAt: c.created_at,
+    masked: maskValues(values.get(c.id)),
+  }));
   return { items, nextCursor: result.more ? (result.shown.at(-1)?.id ?? null) : null };
 }
 

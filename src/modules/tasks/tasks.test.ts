@@ -310,24 +310,32 @@ forEachDialect((dialect) => {
       expect(last?.reason).toBe(reason);
     }
 
-    /** A refusal told like a missing customer, audited, and without any of the customer's values. */
+    /**
+     * A read without a grant: the masked values a list shows, never a plaintext value, and a
+     * denial in the audit chain with the reason.
+     */
     async function expectRefused(
       res: LightMyRequestResponse,
       member: Member,
       customer: { id: string; canaries: Canaries },
       reason: string,
     ) {
-      expect(res.statusCode, res.body).toBe(404);
-      expect(Object.keys(res.json<object>())).toEqual(['error']);
-      const missing = await missingCustomerError(member);
-      const error = errorOf(res);
-      expect(Object.keys(error).sort()).toEqual(Object.keys(missing).sort());
-      expect({ code: error.code, message: error.message }).toEqual({
-        code: missing.code,
-        message: missing.message,
+      expect(res.statusCode, res.body).toBe(200);
+      const body = res.json<CustomerBody & { access?: string; masked?: Record<string, string> }>();
+      expect(body.id).toBe(customer.id);
+      expect(body.access).toBe('masked');
+      expect(body.identity).toBeUndefined();
+      expect(body.contact).toBeUndefined();
+      expect(body.preferences).toBeUndefined();
+      expect(body.masked).toEqual({
+        givenName: `${customer.canaries.givenName.slice(0, 1)}•••`,
+        familyName: `${customer.canaries.familyName.slice(0, 1)}•••`,
+        email: expect.stringMatching(/^.•••@•••\.[a-z]+$/) as unknown,
       });
       expect(canariesIn(res, customer.canaries)).toBe(0);
       await expectDeniedEntry(customer.id, member, reason);
+      // A customer who does not exist is still a 404, whatever the task.
+      await missingCustomerError(member);
     }
 
     describe('reading under a task', () => {
@@ -507,7 +515,7 @@ forEachDialect((dialect) => {
         ]);
       });
 
-      it('finds by search only the customer the task is for', async () => {
+      it('shows by search only the customer the task is for in plaintext, and the others masked', async () => {
         const email = `${unique('shared.')}@example.org`;
         const customer = await newCustomer([loyalty, offers], email);
         const sibling = await newCustomer([loyalty, offers], email);
@@ -515,9 +523,14 @@ forEachDialect((dialect) => {
 
         const found = await search(alice, email, LOYALTY, task.id);
         expect(found.statusCode, found.body).toBe(200);
-        const items = found.json<{ items: CustomerBody[] }>().items;
-        expect(items.map((c) => c.id)).toEqual([customer.id]);
-        expect(items[0]?.identity).toEqual({
+        const items = found.json<{ items: (CustomerBody & { access?: string })[] }>().items;
+        expect(items.map((c) => [c.id, c.access]).sort()).toEqual(
+          [
+            [customer.id, 'granted'],
+            [sibling.id, 'masked'],
+          ].sort(),
+        );
+        expect(items.find((c) => c.id === customer.id)?.identity).toEqual({
           givenName: customer.canaries.givenName,
           familyName: customer.canaries.familyName,
         });
@@ -538,7 +551,11 @@ forEachDialect((dialect) => {
         ] as const) {
           const refused = await search(member, email, LOYALTY, taskId);
           expect(refused.statusCode, refused.body).toBe(200);
-          expect(refused.json<{ items: unknown[] }>().items).toEqual([]);
+          const shown = refused.json<{ items: (CustomerBody & { access?: string })[] }>().items;
+          expect(shown.map((c) => c.access)).toEqual(['masked', 'masked']);
+          expect(shown.every((c) => c.identity === undefined && c.contact === undefined)).toBe(
+            true,
+          );
           expect(canariesIn(refused, customer.canaries)).toBe(0);
           expect(canariesIn(refused, sibling.canaries)).toBe(0);
           await expectDeniedEntry(customer.id, member, reason, 'customer.search');
