@@ -10,6 +10,7 @@ import type { DataDb, KeyDb } from './platform/db/schema.js';
 import { buildApp } from './platform/http/app.js';
 import { healthRoutes } from './platform/http/health.js';
 import { createLogger, type Logger } from './platform/logger.js';
+import { auditRoutes } from './modules/audit/index.js';
 import { customerRoutes } from './modules/customers/index.js';
 import {
   erasureRoutes,
@@ -126,6 +127,7 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
       ...erasureRoutes(ctx),
       ...staffRoutes(ctx),
       ...staffAccountRoutes(ctx),
+      ...auditRoutes(ctx),
     ],
   });
   const stopSweep = startExpirySweep(ctx);

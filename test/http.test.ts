@@ -75,6 +75,8 @@ forEachDialect((dialect) => {
         ['/api/v1/tokens', 'post'],
         ['/api/v1/tokens', 'get'],
         ['/api/v1/tokens/{id}', 'delete'],
+        ['/api/v1/audit', 'get'],
+        ['/api/v1/audit/verify', 'get'],
       ] as const;
       for (const [p, m] of expected) {
         const op = doc.paths[p]?.[m];
@@ -200,7 +202,7 @@ forEachDialect((dialect) => {
 
     it('manages API tokens: shown once, listed without secrets, revoked tokens stop working', async () => {
       // An admin reads no personal data, so it cannot hand out a role that does.
-      for (const role of ['agent', 'privacy_officer', 'marketer']) {
+      for (const role of ['agent', 'privacy_officer', 'marketer', 'auditor']) {
         const refused = await rt.app.inject({
           method: 'POST',
           url: '/api/v1/tokens',
@@ -213,7 +215,7 @@ forEachDialect((dialect) => {
         method: 'POST',
         url: '/api/v1/tokens',
         headers: authHeader(admin),
-        payload: { role: 'auditor', label: 'front desk' },
+        payload: { role: 'admin', label: 'front desk' },
       });
       expect(created.statusCode).toBe(201);
       expect(created.headers['cache-control']).toBe('no-store');

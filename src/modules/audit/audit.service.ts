@@ -4,7 +4,7 @@ import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import type { Actor, AppContext } from '../../platform/context.js';
 import { verifySignature } from '../../platform/crypto/index.js';
 import type { BatchScope } from '../../platform/db/group-commit.js';
-import type { DataDb } from '../../platform/db/schema.js';
+import type { AuditEntryTable, DataDb } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
 import { checkpointMessage, entryHash, GENESIS_HASH, type ChainedEntry } from './audit.chain.js';
 import * as store from './audit.store.js';
@@ -145,15 +145,30 @@ export async function verifyAuditChain(
 ): Promise<VerifyResult> {
   // Every workspace's chain, in one snapshot, so commits landing meanwhile are not seen
   // half-way.
-  return data.read(EVERY_WORKSPACE, (db) => verifyIn(db, publicKeyFor), { snapshot: true });
+  return data.read(
+    EVERY_WORKSPACE,
+    async (db) => verifyIn(db, await store.listWorkspacesWithEntries(db), publicKeyFor),
+    { snapshot: true },
+  );
+}
+
+/** The same checks as `verifyAuditChain`, on one workspace's chain, under its row scope. */
+export async function verifyWorkspaceChain(
+  data: Pick<Store<DataDb>, 'read'>,
+  workspaceId: string,
+  publicKeyFor: (workspaceId: string) => string,
+): Promise<VerifyResult> {
+  return data.read(workspaceId, (db) => verifyIn(db, [workspaceId], publicKeyFor), {
+    snapshot: true,
+  });
 }
 
 async function verifyIn(
   db: Kysely<DataDb>,
+  workspaces: readonly string[],
   publicKeyFor: (workspaceId: string) => string,
 ): Promise<VerifyResult> {
   let total = 0;
-  const workspaces = await store.listWorkspacesWithEntries(db);
   for (const workspaceId of workspaces) {
     // The head is read first, so that appends landing meanwhile cannot raise a false alarm.
     const head = await store.readHead(db, workspaceId);
@@ -225,6 +240,82 @@ async function verifyIn(
     }
   }
   return { ok: true, entries: total, workspaces: workspaces.length };
+}
+
+/** One entry as the audit API shows it: ids, names and outcomes, never a personal value. */
+export interface AuditEntryView {
+  readonly seq: number;
+  readonly at: string;
+  readonly actorType: string;
+  readonly actorId: string;
+  readonly actorRole: string | null;
+  readonly action: string;
+  readonly customerId: string | null;
+  readonly purpose: string | null;
+  readonly fields: string[];
+  readonly outcome: string;
+  readonly reason: string | null;
+  readonly requestId: string | null;
+  readonly hash: string;
+}
+
+/**
+ * A page of the workspace's chain after `afterSeq`, optionally only the entries about one
+ * customer. The read itself is appended to the chain (who looked, and at what), so an auditor's
+ * reading is as accountable as anyone else's.
+ */
+export async function listAuditEntries(
+  ctx: Pick<AppContext, 'clock' | 'signer' | 'data'>,
+  actor: Actor,
+  query: { readonly afterSeq: number; readonly limit: number; readonly customerId?: string },
+): Promise<{ items: AuditEntryView[]; nextAfterSeq: number | null }> {
+  const rows = await ctx.data.read(actor.workspaceId, (db) =>
+    store.pageEntries(db, actor.workspaceId, query.afterSeq, query.limit + 1, query.customerId),
+  );
+  await recordAudit(ctx, actor, {
+    action: 'audit.read',
+    customerId: query.customerId ?? null,
+    outcome: 'allowed',
+  });
+  const shown = rows.slice(0, query.limit);
+  return {
+    items: shown.map(toEntryView),
+    nextAfterSeq: rows.length > query.limit ? (shown.at(-1)?.seq ?? null) : null,
+  };
+}
+
+/** Every entry about one customer, oldest first, for the customer's own access log. */
+export async function customerAuditEntries(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  customerId: string,
+): Promise<AuditEntryView[]> {
+  const items: AuditEntryView[] = [];
+  for (let after = 0; ;) {
+    const page = await store.pageEntries(db, workspaceId, after, 1000, customerId);
+    items.push(...page.map(toEntryView));
+    const last = page.at(-1);
+    if (last === undefined || page.length < 1000) return items;
+    after = last.seq;
+  }
+}
+
+function toEntryView(row: AuditEntryTable): AuditEntryView {
+  return {
+    seq: row.seq,
+    at: row.at,
+    actorType: row.actor_type,
+    actorId: row.actor_id,
+    actorRole: row.actor_role,
+    action: row.action,
+    customerId: row.customer_id,
+    purpose: row.purpose,
+    fields: parseFields(row.fields),
+    outcome: row.outcome,
+    reason: row.reason,
+    requestId: row.request_id,
+    hash: row.hash,
+  };
 }
 
 function parseFields(text: string): string[] {

@@ -84,15 +84,15 @@ export async function pageEntries(
   workspaceId: string,
   afterSeq: number,
   limit: number,
+  customerId?: string,
 ): Promise<AuditEntryTable[]> {
-  return db
+  let query = db
     .selectFrom('audit_entry')
     .selectAll()
     .where('workspace_id', '=', workspaceId)
-    .where('seq', '>', afterSeq)
-    .orderBy('seq')
-    .limit(limit)
-    .execute();
+    .where('seq', '>', afterSeq);
+  if (customerId !== undefined) query = query.where('customer_id', '=', customerId);
+  return query.orderBy('seq').limit(limit).execute();
 }
 
 export async function listCheckpoints(

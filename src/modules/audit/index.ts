@@ -7,10 +7,16 @@ export {
   appendAudit,
   countActionPerMonth,
   countAuditEntries,
+  customerAuditEntries,
+  listAuditEntries,
   recordAudit,
   verifyAuditChain,
+  verifyWorkspaceChain,
+  type AuditEntryView,
   type AuditEvent,
   type AuditOutcome,
   type VerifyResult,
 } from './audit.service.js';
 export { canonicalEntry, entryHash, GENESIS_HASH } from './audit.chain.js';
+/** The auditor's API: pages of the chain (ids and outcomes only) and a per-workspace verify. */
+export { auditRoutes } from './audit.routes.js';

@@ -639,12 +639,15 @@ forEachDialect((dialect) => {
       const someone = '00000000-0000-4000-8000-000000000000';
 
       expect((await call(auditor, 'GET', '/api/v1/purposes')).statusCode).toBe(200);
+      expect((await call(auditor, 'GET', '/api/v1/audit')).statusCode).toBe(200);
       expect((await call(marketer, 'GET', '/api/v1/customers')).statusCode).toBe(200);
 
       for (const res of [
         await call(auditor, 'GET', '/api/v1/customers'),
         await call(auditor, 'GET', `/api/v1/customers/${someone}?purpose=loyalty_program`),
         await call(auditor, 'GET', '/api/v1/staff'),
+        await call(auditor, 'GET', '/api/v1/consent/stats'),
+        await call(marketer, 'GET', '/api/v1/audit'),
         await call(marketer, 'GET', `/api/v1/customers/${someone}?purpose=loyalty_program`),
         await call(marketer, 'POST', '/api/v1/customers', {
           consents: [{ purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' }],

@@ -18,6 +18,8 @@ export const permissions = [
   'tasks:manage',
   'break_glass:use',
   'break_glass:review',
+  /** The audit chain: ids, names and outcomes, never personal values. */
+  'audit:read',
   /** One's own session: finishing MFA, logging out, changing one's password. */
   'session:self',
 ] as const;
@@ -26,7 +28,7 @@ export type Permission = (typeof permissions)[number];
 /**
  * `admin` manages configuration, purposes and credentials but reads no personal data; `agent`
  * works with customers and records their consent instructions; `privacy_officer` also erases;
- * `marketer` sees masked lists; `auditor` reads the audit log (through the CLI for now).
+ * `marketer` sees masked lists and aggregates; `auditor` reads the audit log (and the purposes its entries name), nothing else.
  * Consent statistics hold no personal data.
  */
 export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
@@ -51,6 +53,7 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'tasks:manage',
     'break_glass:use',
     'break_glass:review',
+    'audit:read',
     'session:self',
   ],
   agent: [
@@ -66,7 +69,7 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'session:self',
   ],
   marketer: ['customers:list', 'purposes:read', 'consents:stats', 'session:self'],
-  auditor: ['purposes:read', 'consents:stats', 'session:self'],
+  auditor: ['audit:read', 'purposes:read', 'session:self'],
 };
 
 export function isRole(value: string): value is Role {

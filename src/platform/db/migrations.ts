@@ -450,6 +450,16 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
         if (dialect === 'postgres') await enableRowSecurity(db, WORKSPACE_TABLES);
       },
     },
+    '0007_audit_by_customer': {
+      async up(db: Kysely<unknown>) {
+        // The audit API's per-customer pages and the customer's own access log.
+        await db.schema
+          .createIndex('audit_entry_customer_idx')
+          .on('audit_entry')
+          .columns(['workspace_id', 'customer_id', 'seq'])
+          .execute();
+      },
+    },
   };
 }
 
