@@ -1049,7 +1049,7 @@ export async function countDataKeysByKekVersion(
  * the staff member), and task titles (subject: the customer the task is about, so erasing the
  * customer shreds them too).
  */
-export type SubjectCategory = 'staff' | 'tasks';
+export type SubjectCategory = 'staff' | 'tasks' | 'requests' | 'portal';
 
 async function subjectKey(
   ctx: Ctx,

@@ -20,6 +20,12 @@ export const permissions = [
   'break_glass:review',
   /** The audit chain: ids, names and outcomes, never personal values. */
   'audit:read',
+  /** Data-subject requests received by letter, phone or email: record them. */
+  'requests:record',
+  /** ...and work them: the list with deadlines, extensions, closing. */
+  'requests:manage',
+  /** Customers' change requests: see and decide them. */
+  'changes:decide',
   /** One's own session: finishing MFA, logging out, changing one's password. */
   'session:self',
 ] as const;
@@ -54,6 +60,9 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'break_glass:use',
     'break_glass:review',
     'audit:read',
+    'requests:record',
+    'requests:manage',
+    'changes:decide',
     'session:self',
   ],
   agent: [
@@ -66,6 +75,8 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'consents:record',
     'tasks:manage',
     'break_glass:use',
+    'requests:record',
+    'changes:decide',
     'session:self',
   ],
   marketer: ['customers:list', 'purposes:read', 'consents:stats', 'session:self'],

@@ -30,6 +30,15 @@ const WORKSPACE_TABLES: readonly (readonly [table: string, column?: string])[] =
   ['break_glass'],
 ];
 
+/** The workspace tables of migration 0008 (the customer portal and data-subject requests). */
+const PORTAL_TABLES: readonly string[] = [
+  'portal_code',
+  'portal_session',
+  'contact_verification',
+  'change_request',
+  'subject_request',
+];
+
 /**
  * Workspace isolation as defence in depth (PostgreSQL): a row is visible and writable only
  * when the transaction's `custodia.workspace` setting names its workspace, or is `*` (the
@@ -458,6 +467,137 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           .on('audit_entry')
           .columns(['workspace_id', 'customer_id', 'seq'])
           .execute();
+      },
+    },
+    '0008_portal_and_requests': {
+      async up(db: Kysely<unknown>) {
+        const binary = binaryType(dialect);
+        // One-time codes a customer proves control of an address with: stored as a keyed hash,
+        // found by the blind index of the address, never the address itself.
+        await db.schema
+          .createTable('portal_code')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          /** `login`, `reverify` or `contact_change`. */
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('address_digest', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text')
+          .addColumn('session_id', 'text')
+          .addColumn('code_hash', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('used_at', 'text')
+          /** For a contact change: the field, and the new value sealed under the customer's key. */
+          .addColumn('field', 'text')
+          .addColumn('value_sealed', binary)
+          .addPrimaryKeyConstraint('portal_code_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('portal_code_address_idx')
+          .on('portal_code')
+          .columns(['workspace_id', 'address_digest', 'created_at'])
+          .execute();
+        await db.schema
+          .createTable('portal_session')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull())
+          .addColumn('csrf_hash', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('last_seen_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          /** When the customer last proved control of their address again (erasure, email). */
+          .addColumn('reverified_at', 'text')
+          .addColumn('ended_at', 'text')
+          .addPrimaryKeyConstraint('portal_session_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('portal_session_token_idx')
+          .on('portal_session')
+          .columns(['token_hash'])
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex('portal_session_customer_idx')
+          .on('portal_session')
+          .columns(['workspace_id', 'customer_id'])
+          .execute();
+        // A contact point is verified while its current value's blind index is the one verified.
+        await db.schema
+          .createTable('contact_verification')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('field', 'text', (c) => c.notNull())
+          .addColumn('value_digest', 'text', (c) => c.notNull())
+          .addColumn('verified_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('contact_verification_pk', [
+            'workspace_id',
+            'customer_id',
+            'field',
+          ])
+          .execute();
+        // A change a customer asked for that staff must check (approve or reject with a reason).
+        await db.schema
+          .createTable('change_request')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          /** JSON array of the field names asked for (names only, never values). */
+          .addColumn('fields', 'text', (c) => c.notNull())
+          /** The requested values, sealed under the customer's `requests` key. */
+          .addColumn('changes_sealed', binary, (c) => c.notNull())
+          .addColumn('note_sealed', binary)
+          /** `pending`, `approved` or `rejected`. */
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('decided_at', 'text')
+          .addColumn('decided_by', 'text')
+          .addColumn('reason_sealed', binary)
+          .addPrimaryKeyConstraint('change_request_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('change_request_status_idx')
+          .on('change_request')
+          .columns(['workspace_id', 'status', 'created_at'])
+          .execute();
+        await db.schema
+          .createIndex('change_request_customer_idx')
+          .on('change_request')
+          .columns(['workspace_id', 'customer_id'])
+          .execute();
+        // Data-subject requests received by letter, phone or email, with their legal deadline.
+        await db.schema
+          .createTable('subject_request')
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('customer_id', 'text')
+          /** `access`, `rectification`, `erasure` or `objection`. */
+          .addColumn('kind', 'text', (c) => c.notNull())
+          /** `letter`, `phone`, `email` or `in_person`. */
+          .addColumn('channel', 'text', (c) => c.notNull())
+          /** Calendar dates (YYYY-MM-DD). */
+          .addColumn('received_on', 'text', (c) => c.notNull())
+          .addColumn('due_on', 'text', (c) => c.notNull())
+          .addColumn('extended_to', 'text')
+          .addColumn('extension_reason_sealed', binary)
+          .addColumn('details_sealed', binary)
+          /** `open`, `completed` or `refused`. */
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('recorded_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('closed_at', 'text')
+          .addColumn('closed_by', 'text')
+          .addColumn('outcome_sealed', binary)
+          .addPrimaryKeyConstraint('subject_request_pk', ['workspace_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('subject_request_status_idx')
+          .on('subject_request')
+          .columns(['workspace_id', 'status', 'due_on'])
+          .execute();
+        if (dialect === 'postgres') await enableRowSecurity(db, PORTAL_TABLES);
       },
     },
   };

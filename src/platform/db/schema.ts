@@ -243,7 +243,83 @@ export interface BreakGlassTable {
   note_sealed: Uint8Array | null;
 }
 
+export interface PortalCodeTable {
+  workspace_id: string;
+  id: string;
+  /** `login`, `reverify` or `contact_change`. */
+  kind: string;
+  address_digest: string;
+  customer_id: string | null;
+  session_id: string | null;
+  code_hash: string;
+  attempts: number;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  field: string | null;
+  value_sealed: Uint8Array | null;
+}
+
+export interface PortalSessionTable {
+  workspace_id: string;
+  id: string;
+  customer_id: string;
+  token_hash: string;
+  csrf_hash: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  reverified_at: string | null;
+  ended_at: string | null;
+}
+
+export interface ContactVerificationTable {
+  workspace_id: string;
+  customer_id: string;
+  field: string;
+  value_digest: string;
+  verified_at: string;
+}
+
+export interface ChangeRequestTable {
+  workspace_id: string;
+  id: string;
+  customer_id: string;
+  fields: string;
+  changes_sealed: Uint8Array;
+  note_sealed: Uint8Array | null;
+  status: string;
+  created_at: string;
+  decided_at: string | null;
+  decided_by: string | null;
+  reason_sealed: Uint8Array | null;
+}
+
+export interface SubjectRequestTable {
+  workspace_id: string;
+  id: string;
+  customer_id: string | null;
+  kind: string;
+  channel: string;
+  received_on: string;
+  due_on: string;
+  extended_to: string | null;
+  extension_reason_sealed: Uint8Array | null;
+  details_sealed: Uint8Array | null;
+  status: string;
+  recorded_by: string;
+  created_at: string;
+  closed_at: string | null;
+  closed_by: string | null;
+  outcome_sealed: Uint8Array | null;
+}
+
 export interface DataDb {
+  portal_code: PortalCodeTable;
+  portal_session: PortalSessionTable;
+  contact_verification: ContactVerificationTable;
+  change_request: ChangeRequestTable;
+  subject_request: SubjectRequestTable;
   break_glass: BreakGlassTable;
   task: TaskTable;
   staff_account: StaffAccountTable;
