@@ -11,6 +11,7 @@ import { buildApp } from './platform/http/app.js';
 import { healthRoutes } from './platform/http/health.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { auditRoutes } from './modules/audit/index.js';
+import { subjectRequestRoutes } from './modules/requests/index.js';
 import { customerRoutes } from './modules/customers/index.js';
 import {
   erasureRoutes,
@@ -128,6 +129,7 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
       ...staffRoutes(ctx),
       ...staffAccountRoutes(ctx),
       ...auditRoutes(ctx),
+      ...subjectRequestRoutes(ctx),
     ],
   });
   const stopSweep = startExpirySweep(ctx);

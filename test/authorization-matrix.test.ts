@@ -6,6 +6,7 @@ import { healthRoutes } from '../src/platform/http/health.js';
 import type { RouteDefinition } from '../src/platform/http/route.js';
 import { agreementRoutes } from '../src/modules/agreements/index.js';
 import { auditRoutes } from '../src/modules/audit/index.js';
+import { subjectRequestRoutes } from '../src/modules/requests/index.js';
 import { customerRoutes } from '../src/modules/customers/index.js';
 import { erasureRoutes, shreddedKeyIds } from '../src/modules/erasure/index.js';
 import { purposeRoutes, seedDefaultPurposes } from '../src/modules/purposes/index.js';
@@ -113,6 +114,7 @@ function allRoutes(rt: TestRuntime): RouteDefinition[] {
     ...staffRoutes(ctx),
     ...staffAccountRoutes(ctx),
     ...auditRoutes(ctx),
+    ...subjectRequestRoutes(ctx),
   ];
 }
 
