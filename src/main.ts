@@ -13,6 +13,9 @@ import { createLogger, type Logger } from './platform/logger.js';
 import { auditRoutes } from './modules/audit/index.js';
 import { subjectRequestRoutes } from './modules/requests/index.js';
 import { customerRoutes } from './modules/customers/index.js';
+import { changeRequestRoutes, portalRoutes } from './modules/portal/index.js';
+import { createMailer } from './platform/mail/index.js';
+import { outboxTextSender } from './platform/sms.js';
 import {
   erasureRoutes,
   resumePendingCategoryErasures,
@@ -106,6 +109,14 @@ export async function closeContext(ctx: AppContext): Promise<void> {
 export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
   const resumed = (await resumePendingErasures(ctx)) + (await resumePendingCategoryErasures(ctx));
   if (resumed > 0) ctx.logger.info({ resumed }, 'finished interrupted erasures');
+  const guard = {
+    settle: async (workspaceId: string, customerId: string) => {
+      await resumePendingCategoryErasures(ctx, { workspaceId, customerId });
+    },
+    destroyedKeyIds: shreddedKeyIds,
+  };
+  const mailer = createMailer(ctx.config, ctx.logger);
+  const portal = { mailer, texts: outboxTextSender(ctx.config.dataDir), guard };
   const app = await buildApp(ctx, {
     routes: [
       ...healthRoutes(ctx),
@@ -113,16 +124,7 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
         afterRetire: async (actor, purposeKey) =>
           (await sweepAgreements(ctx, { workspaceId: actor.workspaceId, purposeKey, actor })).ended,
       }),
-      ...customerRoutes(
-        ctx,
-        {
-          settle: async (workspaceId, customerId) => {
-            await resumePendingCategoryErasures(ctx, { workspaceId, customerId });
-          },
-          destroyedKeyIds: shreddedKeyIds,
-        },
-        { hasTaskGrant, hasBreakGlassGrant },
-      ),
+      ...customerRoutes(ctx, guard, { hasTaskGrant, hasBreakGlassGrant }),
       ...taskRoutes(ctx),
       ...agreementRoutes(ctx),
       ...erasureRoutes(ctx),
@@ -130,10 +132,13 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
       ...staffAccountRoutes(ctx),
       ...auditRoutes(ctx),
       ...subjectRequestRoutes(ctx),
+      ...portalRoutes(ctx, portal),
+      ...changeRequestRoutes(ctx, portal, { hasTaskGrant, hasBreakGlassGrant }),
     ],
   });
   const stopSweep = startExpirySweep(ctx);
   app.addHook('onClose', stopSweep);
+  app.addHook('onClose', () => mailer.close());
   await app.ready();
   return app;
 }

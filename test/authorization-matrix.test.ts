@@ -8,6 +8,7 @@ import { agreementRoutes } from '../src/modules/agreements/index.js';
 import { auditRoutes } from '../src/modules/audit/index.js';
 import { subjectRequestRoutes } from '../src/modules/requests/index.js';
 import { customerRoutes } from '../src/modules/customers/index.js';
+import { changeRequestRoutes, portalRoutes } from '../src/modules/portal/index.js';
 import { erasureRoutes, shreddedKeyIds } from '../src/modules/erasure/index.js';
 import { purposeRoutes, seedDefaultPurposes } from '../src/modules/purposes/index.js';
 import {
@@ -100,6 +101,11 @@ function routeKey(method: string, url: string): string {
 /** The routes the app is composed of, built by the same factories as `createServer`. */
 function allRoutes(rt: TestRuntime): RouteDefinition[] {
   const ctx = rt.ctx;
+  const portalDeps = {
+    mailer: { send: () => Promise.resolve(), close: () => Promise.resolve() },
+    texts: { send: () => Promise.resolve() },
+    guard: { settle: () => Promise.resolve(), destroyedKeyIds: shreddedKeyIds },
+  };
   return [
     ...healthRoutes(ctx),
     ...purposeRoutes(ctx, { afterRetire: () => Promise.resolve(0) }),
@@ -115,6 +121,8 @@ function allRoutes(rt: TestRuntime): RouteDefinition[] {
     ...staffAccountRoutes(ctx),
     ...auditRoutes(ctx),
     ...subjectRequestRoutes(ctx),
+    ...portalRoutes(ctx, portalDeps),
+    ...changeRequestRoutes(ctx, portalDeps, { hasTaskGrant, hasBreakGlassGrant }),
   ];
 }
 
@@ -407,6 +415,8 @@ forEachDialect((dialect) => {
         staff: ids.staffId,
         tokens: ids.tokenId,
         'break-glass': world.breakGlassId,
+        // No request of that id: a permitted caller is told it is not there (404).
+        'change-requests': crypto.randomUUID(),
       };
       const resource = /^\/api\/v1\/([a-z-]+)/.exec(route.url)?.[1] ?? '';
       let path = route.url
@@ -458,6 +468,12 @@ forEachDialect((dialect) => {
           password: 'correct horse battery staple',
         },
         'POST /api/v1/auth/mfa/verify': { code: '000000' },
+        'POST /api/v1/portal/login': { email: `${unique('nobody')}@example.net` },
+        'POST /api/v1/portal/login/verify': {
+          email: `${unique('nobody')}@example.net`,
+          code: '000000',
+        },
+        'POST /api/v1/change-requests/:id/decide': { decision: 'reject', reason: 'Not proven' },
         'POST /api/v1/auth/password': {
           currentPassword: 'correct horse battery staple',
           newPassword: 'correct horse battery stapler',
@@ -543,6 +559,11 @@ forEachDialect((dialect) => {
               if (res.statusCode !== 401 || code !== 'unauthenticated') fail('expected 401');
               continue;
             }
+            if (!allowed && route.permission === 'portal:self') {
+              // Portal routes serve a customer's portal session only, never a staff credential.
+              if (res.statusCode !== 401) fail('expected 401 for a token on a portal route');
+              continue;
+            }
             if (!allowed) {
               if (res.statusCode !== 403 || code !== 'forbidden') fail('expected 403 forbidden');
               continue;
@@ -557,8 +578,12 @@ forEachDialect((dialect) => {
             const staffOnly = key === 'POST /api/v1/break-glass';
             // Only a task's assignee, its creator or a privacy officer changes it: another
             // agent's token is answered as for a task that is not there.
-            const notOwnersTask =
-              caller === 'agent' ? ['PATCH /api/v1/tasks/:id', 'POST /api/v1/tasks/:id/close'] : [];
+            const notOwnersTask = [
+              ...(caller === 'agent'
+                ? ['PATCH /api/v1/tasks/:id', 'POST /api/v1/tasks/:id/close']
+                : []),
+              'POST /api/v1/change-requests/:id/decide',
+            ];
             if (side === 'own') {
               if (staffOnly) {
                 if (res.statusCode !== 403) fail('expected 403 for a token breaking the glass');

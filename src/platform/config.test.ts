@@ -46,6 +46,12 @@ describe('loadConfig', () => {
       bodyLimitBytes: 65536,
       trustProxy: false,
       expirySweepSeconds: 60,
+      smtpHost: undefined,
+      smtpPort: 587,
+      smtpSecure: false,
+      smtpUser: undefined,
+      smtpPassword: undefined,
+      mailFrom: 'Custodia <no-reply@localhost>',
     });
   });
 
@@ -65,6 +71,12 @@ describe('loadConfig', () => {
         CUSTODIA_BODY_LIMIT: '2048',
         CUSTODIA_TRUST_PROXY: 'true',
         CUSTODIA_EXPIRY_SWEEP_SECONDS: '300',
+        CUSTODIA_SMTP_HOST: 'smtp.example.org',
+        CUSTODIA_SMTP_PORT: '465',
+        CUSTODIA_SMTP_SECURE: 'true',
+        CUSTODIA_SMTP_USER: 'custodia',
+        CUSTODIA_SMTP_PASSWORD: 'an SMTP password',
+        CUSTODIA_MAIL_FROM: 'Portal Custodia <portal@example.org>',
         CUSTODIA_KEYRING_FILE: '',
         UNRELATED: 'x',
       },
@@ -83,6 +95,12 @@ describe('loadConfig', () => {
       bodyLimitBytes: 2048,
       trustProxy: true,
       expirySweepSeconds: 300,
+      smtpHost: 'smtp.example.org',
+      smtpPort: 465,
+      smtpSecure: true,
+      smtpUser: 'custodia',
+      smtpPassword: 'an SMTP password',
+      mailFrom: 'Portal Custodia <portal@example.org>',
     });
   });
 
@@ -204,6 +222,74 @@ describe('loadConfig', () => {
       canary: 'yes-canary',
       names: 'CUSTODIA_TRUST_PROXY',
     },
+    {
+      name: 'SMTP host given as a URL',
+      env: { CUSTODIA_SMTP_HOST: 'smtp://mailer:pw-canary-123@mail.example.org' },
+      canary: 'pw-canary-123',
+      names: 'CUSTODIA_SMTP_HOST',
+    },
+    {
+      name: 'SMTP host with a space',
+      flags: { smtpHost: 'mail canary.example.org' },
+      canary: 'canary',
+      names: 'CUSTODIA_SMTP_HOST',
+    },
+    {
+      name: 'SMTP port',
+      env: { CUSTODIA_SMTP_HOST: 'mail.example.org', CUSTODIA_SMTP_PORT: 'smtp-port-canary' },
+      canary: 'smtp-port-canary',
+      names: 'CUSTODIA_SMTP_PORT',
+    },
+    {
+      name: 'SMTP port out of range',
+      env: { CUSTODIA_SMTP_PORT: '-25025' },
+      canary: '25025',
+      names: 'CUSTODIA_SMTP_PORT',
+    },
+    {
+      name: 'SMTP secure',
+      env: { CUSTODIA_SMTP_SECURE: 'yes-canary' },
+      canary: 'yes-canary',
+      names: 'CUSTODIA_SMTP_SECURE',
+    },
+    {
+      name: 'SMTP password with a line break',
+      env: {
+        CUSTODIA_SMTP_HOST: 'mail.example.org',
+        CUSTODIA_SMTP_USER: 'custodia',
+        CUSTODIA_SMTP_PASSWORD: 'pw-canary-123\nmore',
+      },
+      canary: 'pw-canary-123',
+      names: 'CUSTODIA_SMTP_PASSWORD',
+    },
+    {
+      name: 'SMTP user with a control character',
+      env: {
+        CUSTODIA_SMTP_HOST: 'mail.example.org',
+        CUSTODIA_SMTP_USER: 'user-canary\u0000',
+        CUSTODIA_SMTP_PASSWORD: 'pw-canary-123',
+      },
+      canary: 'user-canary',
+      names: 'CUSTODIA_SMTP_USER',
+    },
+    {
+      name: 'sender without an address',
+      env: { CUSTODIA_MAIL_FROM: 'from-canary' },
+      canary: 'from-canary',
+      names: 'CUSTODIA_MAIL_FROM',
+    },
+    {
+      name: 'sender with a header break',
+      env: { CUSTODIA_MAIL_FROM: 'a@example.org\r\nBcc: canary@evil.example' },
+      canary: 'canary@evil',
+      names: 'CUSTODIA_MAIL_FROM',
+    },
+    {
+      name: 'sender with two addresses',
+      flags: { mailFrom: 'a@example.org, canary@evil.example' },
+      canary: 'canary@evil',
+      names: 'CUSTODIA_MAIL_FROM',
+    },
   ];
 
   it.each(invalid)('refuses an invalid $name, naming the variable, never the value', (c) => {
@@ -232,6 +318,67 @@ describe('loadConfig', () => {
     for (const name of ['CUSTODIA_PORT', 'CUSTODIA_LOG_LEVEL', 'CUSTODIA_DEFAULT_REGION']) {
       expect(error.message).toContain(name);
     }
+  });
+
+  it('accepts a sender as a bare address or with a display name', () => {
+    for (const mailFrom of [
+      'no-reply@mail.example.org',
+      'Custodia <no-reply@localhost>',
+      'Atención al cliente <hola@example.es>',
+      '"Custodia, soporte" <soporte@example.es>',
+      '<no-reply@example.org>',
+    ]) {
+      expect(loadConfig({ mailFrom }, {}).mailFrom).toBe(mailFrom);
+    }
+    for (const mailFrom of [
+      'a@',
+      '@example.org',
+      'a@-x.org',
+      'Name a@b.org',
+      'a@b.org <c@d.org>',
+    ]) {
+      expect(configError({ mailFrom }, {}).message).toContain('CUSTODIA_MAIL_FROM');
+    }
+  });
+
+  it('accepts an SMTP host as a name or an IP address', () => {
+    for (const smtpHost of ['mail.example.org', 'localhost', '127.0.0.1', '::1', 'fd00::25']) {
+      expect(loadConfig({ smtpHost }, {}).smtpHost).toBe(smtpHost);
+    }
+  });
+
+  it('never shows the SMTP password, and takes it from the environment only', () => {
+    expect(settings.smtpPassword.flag).toBeUndefined();
+    const password = 'pw-canary-8815';
+    const cases: Record<string, string>[] = [
+      // A password without a user, or credentials without a host.
+      { CUSTODIA_SMTP_HOST: 'mail.example.org', CUSTODIA_SMTP_PASSWORD: password },
+      { CUSTODIA_SMTP_USER: 'custodia', CUSTODIA_SMTP_PASSWORD: password },
+      // A valid password beside another setting's mistake.
+      {
+        CUSTODIA_SMTP_HOST: 'mail.example.org',
+        CUSTODIA_SMTP_USER: 'custodia',
+        CUSTODIA_SMTP_PASSWORD: password,
+        CUSTODIA_SMTP_PORT: 'x',
+      },
+    ];
+    const expected = [
+      ['CUSTODIA_SMTP_USER (--smtp-user): is required when CUSTODIA_SMTP_PASSWORD is set'],
+      ['CUSTODIA_SMTP_HOST (--smtp-host): is required when SMTP credentials are set'],
+      ['CUSTODIA_SMTP_PORT (--smtp-port): is not valid'],
+    ];
+    cases.forEach((env, i) => {
+      const error = configError({}, env);
+      expect(error.problems).toEqual(expected[i]);
+      expect(everythingShown(error)).not.toContain(password);
+    });
+  });
+
+  it('refuses an SMTP user without a password', () => {
+    const error = configError({}, { CUSTODIA_SMTP_HOST: 'mail', CUSTODIA_SMTP_USER: 'custodia' });
+    expect(error.problems).toEqual([
+      'CUSTODIA_SMTP_PASSWORD: is required when CUSTODIA_SMTP_USER is set',
+    ]);
   });
 
   it('refuses a PostgreSQL data store without a separate key store', () => {

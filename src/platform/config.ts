@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { isHostName, mailboxAddress } from './mail/address.js';
 
 /**
  * One table of settings: its environment variable, its command-line flag, its default.
@@ -23,6 +24,16 @@ export const settings = {
     flag: '--expiry-sweep-seconds',
     default: '60',
   },
+  smtpHost: { env: 'CUSTODIA_SMTP_HOST', flag: '--smtp-host', default: undefined },
+  smtpPort: { env: 'CUSTODIA_SMTP_PORT', flag: '--smtp-port', default: '587' },
+  smtpSecure: { env: 'CUSTODIA_SMTP_SECURE', flag: '--smtp-secure', default: 'false' },
+  smtpUser: { env: 'CUSTODIA_SMTP_USER', flag: '--smtp-user', default: undefined },
+  smtpPassword: { env: 'CUSTODIA_SMTP_PASSWORD', flag: undefined, default: undefined },
+  mailFrom: {
+    env: 'CUSTODIA_MAIL_FROM',
+    flag: '--mail-from',
+    default: 'Custodia <no-reply@localhost>',
+  },
 } as const satisfies Record<
   string,
   { env: string; flag: string | undefined; default: string | undefined }
@@ -34,6 +45,11 @@ export type ConfigInput = Partial<Record<SettingName, string | undefined>>;
 const postgresUrl = z
   .string()
   .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL');
+
+const oneLine = z
+  .string()
+  .min(1)
+  .refine((v) => !/\p{Cc}/u.test(v), 'must not contain control characters');
 
 const schema = z
   .object({
@@ -57,6 +73,17 @@ const schema = z
       .max(10 * 1024 * 1024),
     trustProxy: z.enum(['true', 'false']).transform((v) => v === 'true'),
     expirySweepSeconds: z.coerce.number().int().min(0).max(86_400),
+    smtpHost: z.string().refine(isHostName, 'must be a host name or an IP address').optional(),
+    smtpPort: z.coerce.number().int().min(1).max(65535),
+    smtpSecure: z.enum(['true', 'false']).transform((v) => v === 'true'),
+    smtpUser: oneLine.optional(),
+    smtpPassword: oneLine.optional(),
+    mailFrom: z
+      .string()
+      .refine(
+        (v) => mailboxAddress(v) !== undefined,
+        'must be an address, "user@example.org" or "Name <user@example.org>"',
+      ),
   })
   .superRefine((c, ctx) => {
     if (c.databaseUrl !== undefined && c.keystoreUrl === undefined) {
@@ -78,6 +105,27 @@ const schema = z
         code: 'custom',
         path: ['keystoreUrl'],
         message: 'must name a different database from the data store',
+      });
+    }
+    if (c.smtpUser !== undefined && c.smtpPassword === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['smtpPassword'],
+        message: `is required when ${settings.smtpUser.env} is set`,
+      });
+    }
+    if (c.smtpPassword !== undefined && c.smtpUser === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['smtpUser'],
+        message: `is required when ${settings.smtpPassword.env} is set`,
+      });
+    }
+    if (c.smtpHost === undefined && (c.smtpUser !== undefined || c.smtpPassword !== undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['smtpHost'],
+        message: 'is required when SMTP credentials are set',
       });
     }
   });
@@ -122,6 +170,15 @@ export type Config = Readonly<{
   trustProxy: boolean;
   /** How often `serve` ends lapsed agreements; 0 turns the in-process job off. */
   expirySweepSeconds: number;
+  /** Unset: mail is written to `<dataDir>/outbox` instead of being sent. */
+  smtpHost: string | undefined;
+  smtpPort: number;
+  /** Implicit TLS (usually port 465); otherwise STARTTLS, required unless the host is loopback. */
+  smtpSecure: boolean;
+  smtpUser: string | undefined;
+  smtpPassword: string | undefined;
+  /** The sender, `user@example.org` or `Name <user@example.org>`. */
+  mailFrom: string;
 }>;
 
 /** Raised for invalid configuration; names the settings, never their values. */
@@ -174,5 +231,11 @@ export function loadConfig(
     bodyLimitBytes: c.bodyLimitBytes,
     trustProxy: c.trustProxy,
     expirySweepSeconds: c.expirySweepSeconds,
+    smtpHost: c.smtpHost,
+    smtpPort: c.smtpPort,
+    smtpSecure: c.smtpSecure,
+    smtpUser: c.smtpUser,
+    smtpPassword: c.smtpPassword,
+    mailFrom: c.mailFrom,
   });
 }

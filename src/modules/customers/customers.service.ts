@@ -880,6 +880,91 @@ export async function listCustomers(
   return { items, nextCursor: result.more ? (result.shown.at(-1)?.id ?? null) : null };
 }
 
+/**
+ * The customers whose email (or phone) is this value, by the blind index: the portal finds who
+ * is signing in without decrypting anyone. Reads nothing personal and decrypts nothing.
+ */
+export async function findCustomersByContact(
+  ctx: Ctx,
+  workspaceId: string,
+  field: IndexedField,
+  value: string,
+): Promise<string[]> {
+  const normalised =
+    field === 'email'
+      ? normaliseEmail(value, 'body.email')
+      : normalisePhone(value, ctx.config.defaultRegion, 'body.phone');
+  const digest = ctx.blindIndex.digest(workspaceId, field, normalised);
+  return ctx.data.read(workspaceId, (db) => store.findByDigest(db, workspaceId, field, digest, 2));
+}
+
+/** The blind-index digest of a contact value as the vault stores it (normalised first). */
+export function contactDigest(
+  ctx: Ctx,
+  workspaceId: string,
+  field: IndexedField,
+  value: string,
+): string {
+  const normalised =
+    field === 'email'
+      ? normaliseEmail(value, 'body.value')
+      : normalisePhone(value, ctx.config.defaultRegion, 'body.value');
+  return ctx.blindIndex.digest(workspaceId, field, normalised);
+}
+
+/**
+ * A customer's own read of everything the vault holds for them (the portal). The customer is
+ * the actor; the read is audited in the same transaction, and decrypted after it commits. A
+ * customer who is not there answers `not_found`.
+ */
+export async function readOwnCustomer(
+  ctx: Ctx,
+  actor: Actor,
+  action: string,
+  only?: readonly FieldName[],
+): Promise<{
+  id: string;
+  createdAt: string;
+  updatedAt: string;
+  values: Map<FieldName, unknown>;
+}> {
+  const customerId = actor.id;
+  const result = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
+    const customer = await store.findCustomer(scope.trx, actor.workspaceId, customerId);
+    if (customer === undefined) {
+      await appendAudit(ctx, scope, actor, {
+        action,
+        customerId,
+        outcome: 'denied',
+        reason: 'not_found',
+      });
+      return undefined;
+    }
+    const rows = await store.listFields(
+      scope.trx,
+      actor.workspaceId,
+      [customerId],
+      only === undefined ? {} : { fields: only },
+    );
+    await appendAudit(ctx, scope, actor, {
+      action,
+      customerId,
+      fields: rows.map((r) => r.field),
+      outcome: 'allowed',
+      reason: 'self',
+    });
+    return { customer, rows };
+  });
+  if (result === undefined) throw new DomainError('not_found', 'No such customer.');
+  const values = await decryptRows(ctx, actor.workspaceId, result.rows);
+  return {
+    id: result.customer.id,
+    createdAt: result.customer.created_at,
+    updatedAt: result.customer.updated_at,
+    values: values.get(customerId) ?? new Map<FieldName, unknown>(),
+  };
+}
+
 /** What erasure needs to know before it starts: the categories held and their key ids. */
 export async function describeHoldings(
   ctx: Ctx,

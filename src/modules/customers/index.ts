@@ -5,10 +5,13 @@
  */
 export {
   countDataKeysByKekVersion,
+  contactDigest,
   createCustomer,
   deleteCategoryData,
   deleteCustomerData,
   describeHoldings,
+  findCustomersByContact,
+  readOwnCustomer,
   destroyDataKeys,
   destroyCustomerKeys,
   heldCategories,
@@ -27,10 +30,13 @@ export {
 } from './customers.service.js';
 export { customerRoutes } from './customers.routes.js';
 export { requestOrigin } from './customers.origin.js';
-export { erasureDto, customerParams } from './customers.schemas.js';
+export { erasureDto, customerParams, postalAddressSchema } from './customers.schemas.js';
 export {
   fieldCategory,
+  fieldNames,
+  normaliseBirthDate,
   normaliseEmail,
   normalisePhone,
   type FieldName,
+  type IndexedField,
 } from './customers.fields.js';

@@ -13,6 +13,7 @@ import {
   lockCustomer,
 } from '../customers/index.js';
 import { deleteBreakGlassOf, deleteTasksOf } from '../tasks/index.js';
+import { deletePortalRowsOf } from '../portal/index.js';
 import * as store from './erasure.store.js';
 
 export interface ErasureRecord {
@@ -51,6 +52,7 @@ async function finish(ctx: AppContext, actor: Actor, row: ErasureTable): Promise
     await deleteConsentsOf(trx, ws, row.customer_id);
     await deleteTasksOf(trx, ws, row.customer_id);
     await deleteBreakGlassOf(trx, ws, row.customer_id);
+    await deletePortalRowsOf(trx, ws, row.customer_id);
   });
   const late = await destroyCustomerKeys(ctx, ws, row.customer_id);
   const destroyed = [
@@ -148,6 +150,7 @@ export async function beginErasureIn(
   await deleteConsentsOf(scope.trx, actor.workspaceId, customerId);
   await deleteTasksOf(scope.trx, actor.workspaceId, customerId);
   await deleteBreakGlassOf(scope.trx, actor.workspaceId, customerId);
+  await deletePortalRowsOf(scope.trx, actor.workspaceId, customerId);
   await appendAudit(ctx, scope, actor, {
     action: 'erasure.start',
     customerId,

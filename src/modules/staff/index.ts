@@ -21,6 +21,7 @@ export {
   checkPassword,
   inviteStaff,
   listStaff,
+  staffDisplayNames,
   login,
   logout,
   passSecondFactor,
@@ -29,5 +30,5 @@ export {
   type SessionPrincipal,
   type StaffMember,
 } from './staff.accounts.js';
-export { readSessionCookie } from './staff.cookies.js';
+export { cookieSecure, readSessionCookie } from './staff.cookies.js';
 export { staffAccountRoutes } from './staff.accounts.routes.js';

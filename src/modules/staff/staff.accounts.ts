@@ -622,6 +622,31 @@ export async function listStaff(ctx: AppContext, actor: Actor): Promise<StaffMem
   return Promise.all(rows.map((r) => toMember(ctx, r)));
 }
 
+/**
+ * The display names of these staff members (for a customer's own access log: who read their
+ * data). Only names: never emails. A member whose data is gone is left out.
+ */
+export async function staffDisplayNames(
+  ctx: AppContext,
+  workspaceId: string,
+  staffIds: readonly string[],
+): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const id of new Set(staffIds)) {
+    const row = await ctx.data.read(workspaceId, (db) => store.findAccount(db, workspaceId, id));
+    if (row === undefined) continue;
+    try {
+      const open = await openSubjectFields(ctx, workspaceId, id, 'staff', {
+        displayName: row.name_sealed,
+      });
+      names.set(id, open['displayName'] ?? '');
+    } catch {
+      // Shredded: the audit chain keeps the id and role, the name is gone.
+    }
+  }
+  return names;
+}
+
 /** Changes a member's role or status; disabling (or a new role) ends their sessions. */
 export async function changeStaff(
   ctx: AppContext,

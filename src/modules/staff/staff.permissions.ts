@@ -28,6 +28,8 @@ export const permissions = [
   'changes:decide',
   /** One's own session: finishing MFA, logging out, changing one's password. */
   'session:self',
+  /** A customer's own portal session; no staff role holds it. */
+  'portal:self',
 ] as const;
 export type Permission = (typeof permissions)[number];
 

@@ -9,7 +9,13 @@ export {
   type KekInfo,
   type KeyProvider,
 } from './keyring.js';
-export { constantTimeEqual, randomKey, secureRandom, sha256Hex } from './primitives.js';
+export {
+  constantTimeEqual,
+  randomDigits,
+  randomKey,
+  secureRandom,
+  sha256Hex,
+} from './primitives.js';
 export { Signer, verifySignature } from './signing.js';
 export { decoyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
 export { newTotpSecret, totpCode, totpUri, verifyTotp } from './totp.js';

@@ -72,6 +72,18 @@ export function hmacSha256(key: Buffer, data: string | Buffer): Buffer {
   return createHmac('sha256', key).update(data).digest();
 }
 
+/** A uniformly random string of decimal digits (one-time codes), from the CSPRNG. */
+export function randomDigits(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    // Rejection sampling: bytes 250..255 would bias the digits.
+    for (const byte of secureRandom(length * 2)) {
+      if (byte < 250 && out.length < length) out += String(byte % 10);
+    }
+  }
+  return out;
+}
+
 export function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }

@@ -481,6 +481,8 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           /** `login`, `reverify` or `contact_change`. */
           .addColumn('kind', 'text', (c) => c.notNull())
           .addColumn('address_digest', 'text', (c) => c.notNull())
+          /** Keyed hash of the client address that asked, for the per-source limit. */
+          .addColumn('source_digest', 'text', (c) => c.notNull())
           .addColumn('customer_id', 'text')
           .addColumn('session_id', 'text')
           .addColumn('code_hash', 'text', (c) => c.notNull())
@@ -499,6 +501,11 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           .columns(['workspace_id', 'address_digest', 'created_at'])
           .execute();
         await db.schema
+          .createIndex('portal_code_source_idx')
+          .on('portal_code')
+          .columns(['workspace_id', 'source_digest', 'created_at'])
+          .execute();
+        await db.schema
           .createTable('portal_session')
           .addColumn('workspace_id', 'text', (c) => c.notNull())
           .addColumn('id', 'text', (c) => c.notNull())
@@ -510,6 +517,8 @@ export function dataMigrations(dialect: DialectName): Record<string, Migration> 
           .addColumn('expires_at', 'text', (c) => c.notNull())
           /** When the customer last proved control of their address again (erasure, email). */
           .addColumn('reverified_at', 'text')
+          /** `en` or `es`: the language notices are shown in. */
+          .addColumn('language', 'text', (c) => c.notNull())
           .addColumn('ended_at', 'text')
           .addPrimaryKeyConstraint('portal_session_pk', ['workspace_id', 'id'])
           .execute();

@@ -249,6 +249,7 @@ export interface PortalCodeTable {
   /** `login`, `reverify` or `contact_change`. */
   kind: string;
   address_digest: string;
+  source_digest: string;
   customer_id: string | null;
   session_id: string | null;
   code_hash: string;
@@ -270,6 +271,7 @@ export interface PortalSessionTable {
   last_seen_at: string;
   expires_at: string;
   reverified_at: string | null;
+  language: string;
   ended_at: string | null;
 }
 

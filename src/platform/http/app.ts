@@ -26,6 +26,7 @@ import {
   roleAllows,
 } from '../../modules/staff/index.js';
 import { recordAudit } from '../../modules/audit/index.js';
+import { authenticatePortalSession, readPortalCookie } from '../../modules/portal/index.js';
 import type { RouteDefinition } from './route.js';
 
 export interface AppOptions {
@@ -144,6 +145,10 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   app.addHook('preValidation', async (request) => {
     const permission = request.routeOptions.config.permission;
     if (permission === undefined || permission === 'public') return;
+    if (permission === 'portal:self') {
+      request.actor = await authenticatePortal(ctx, request);
+      return;
+    }
     const token = bearerToken(request);
     let actor: Actor | undefined;
     if (token !== undefined) {
@@ -206,6 +211,38 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     }
     request.actor = actor;
   });
+
+  /** A customer's portal cookie, and its CSRF token on writes; nothing else opens the portal. */
+  async function authenticatePortal(context: AppContext, request: FastifyRequest): Promise<Actor> {
+    const cookie = readPortalCookie(request.headers.cookie);
+    const session =
+      cookie === undefined ? undefined : await authenticatePortalSession(context, cookie);
+    if (session === undefined) {
+      request.log.info('portal authentication failed');
+      throw new DomainError('unauthenticated', 'Sign in to the portal with a code first.');
+    }
+    const actor: Actor = {
+      type: 'customer',
+      id: session.customerId,
+      role: null,
+      workspaceId: session.workspaceId,
+      requestId: request.id,
+    };
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(request.method)) {
+      const sent = request.headers['x-csrf-token'];
+      if (typeof sent !== 'string' || sha256Hex(sent) !== session.csrfHash) {
+        await recordAudit(context, actor, {
+          action: 'access.denied',
+          customerId: session.customerId,
+          outcome: 'denied',
+          reason: 'csrf',
+        });
+        throw new DomainError('csrf_failed', 'The CSRF token is missing or wrong.');
+      }
+    }
+    request.portalSession = session;
+    return actor;
+  }
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send(errorBody('not_found', 'Not found.', request.id));

@@ -38,6 +38,8 @@ type ResponseOf<S extends RouteSchemas> = {
   status: number;
   /** Set-Cookie values to send (sessions). */
   cookies?: readonly string[];
+  /** Send the body as is with this content type (a CSV export) instead of as JSON. */
+  contentType?: string;
   body: {
     [K in keyof S['response']]: S['response'][K] extends ZodType
       ? z.input<S['response'][K]>
@@ -72,6 +74,16 @@ export interface StaffSessionRef {
   readonly csrfHash: string;
 }
 
+/** The customer portal session behind a request (permission `portal:self`). */
+export interface PortalSessionRef {
+  readonly sessionId: string;
+  readonly customerId: string;
+  readonly workspaceId: string;
+  readonly csrfHash: string;
+  readonly reverifiedAt: string | null;
+  readonly language: 'en' | 'es';
+}
+
 export interface RouteDefinition {
   readonly method: string;
   readonly url: string;
@@ -87,6 +99,8 @@ declare module 'fastify' {
     actor?: Actor;
     /** Set when a staff session cookie authenticated the request. */
     staffSession?: StaffSessionRef;
+    /** Set when a customer portal cookie authenticated the request. */
+    portalSession?: PortalSessionRef;
   }
 }
 
@@ -136,6 +150,9 @@ export function defineRoute<const S extends RouteSchemas>(spec: RouteSpec<S>): R
           if (spec.personalData === true) reply.header('cache-control', 'no-store');
           if (result.cookies !== undefined && result.cookies.length > 0) {
             reply.header('set-cookie', [...result.cookies]);
+          }
+          if (result.contentType !== undefined) {
+            reply.type(result.contentType).serializer((payload: unknown) => String(payload));
           }
           return reply.code(result.status).send(result.body);
         },
