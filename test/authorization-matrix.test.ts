@@ -64,6 +64,7 @@ interface World {
   readonly staffId: string;
   readonly tokenId: string;
   readonly breakGlassId: string;
+  readonly subjectRequestId: string;
   readonly purposeKey: string;
   readonly member: Member;
   readonly otherMember: Member;
@@ -260,6 +261,25 @@ forEachDialect((dialect) => {
       return res.json<{ id: string }>().id;
     }
 
+    /** An open data-subject request, made fresh for each cell that may extend or close it. */
+    async function newSubjectRequest(world: { agentToken: string; customerId: string }) {
+      const res = await expectStatus(
+        send(
+          'POST',
+          '/api/v1/subject-requests',
+          { token: world.agentToken },
+          {
+            kind: 'access',
+            channel: 'letter',
+            receivedOn: clock.now().toISOString().slice(0, 10),
+            customerId: world.customerId,
+          },
+        ),
+        201,
+      );
+      return res.json<{ id: string }>().id;
+    }
+
     function purposeBody(key: string) {
       return {
         key,
@@ -317,6 +337,7 @@ forEachDialect((dialect) => {
         staffId: otherMember.id,
         tokenId: spare.id,
         breakGlassId: glass.json<{ id: string }>().id,
+        subjectRequestId: await newSubjectRequest({ agentToken, customerId: customer.id }),
         purposeKey: await newPurpose(adminToken),
         member,
         otherMember,
@@ -417,6 +438,8 @@ forEachDialect((dialect) => {
         'break-glass': world.breakGlassId,
         // No request of that id: a permitted caller is told it is not there (404).
         'change-requests': crypto.randomUUID(),
+        'subject-requests':
+          side === 'own' ? await newSubjectRequest(own) : foreign.subjectRequestId,
       };
       const resource = /^\/api\/v1\/([a-z-]+)/.exec(route.url)?.[1] ?? '';
       let path = route.url
@@ -474,6 +497,17 @@ forEachDialect((dialect) => {
           code: '000000',
         },
         'POST /api/v1/change-requests/:id/decide': { decision: 'reject', reason: 'Not proven' },
+        'POST /api/v1/subject-requests': {
+          kind: 'access',
+          channel: 'letter',
+          receivedOn: clock.now().toISOString().slice(0, 10),
+          customerId: ids.customerId,
+        },
+        'POST /api/v1/subject-requests/:id/extend': {
+          months: 1,
+          reason: 'Several archives must be searched.',
+        },
+        'POST /api/v1/subject-requests/:id/close': { outcome: 'completed' },
         'POST /api/v1/auth/password': {
           currentPassword: 'correct horse battery staple',
           newPassword: 'correct horse battery stapler',
@@ -490,6 +524,7 @@ forEachDialect((dialect) => {
           'POST /api/v1/customers/search',
           'POST /api/v1/tasks',
           'POST /api/v1/break-glass',
+          'POST /api/v1/subject-requests',
         ].includes(routeKey(route.method, route.url))
       );
     }
@@ -507,6 +542,7 @@ forEachDialect((dialect) => {
         foreign.staffId,
         foreign.tokenId,
         foreign.breakGlassId,
+        foreign.subjectRequestId,
         foreign.purposeKey,
       ];
       for (const route of routes) {

@@ -77,12 +77,43 @@ forEachDialect((dialect) => {
         ['/api/v1/tokens/{id}', 'delete'],
         ['/api/v1/audit', 'get'],
         ['/api/v1/audit/verify', 'get'],
+        ['/api/v1/subject-requests', 'post'],
+        ['/api/v1/subject-requests', 'get'],
+        ['/api/v1/subject-requests/{id}', 'get'],
+        ['/api/v1/subject-requests/{id}/extend', 'post'],
+        ['/api/v1/subject-requests/{id}/close', 'post'],
+        ['/api/v1/portal/login', 'post'],
+        ['/api/v1/portal/login/verify', 'post'],
+        ['/api/v1/portal/keys', 'get'],
+        ['/api/v1/portal/logout', 'post'],
+        ['/api/v1/portal/reverify', 'post'],
+        ['/api/v1/portal/reverify/verify', 'post'],
+        ['/api/v1/portal/me', 'get'],
+        ['/api/v1/portal/me', 'patch'],
+        ['/api/v1/portal/me/export', 'get'],
+        ['/api/v1/portal/me/contact', 'post'],
+        ['/api/v1/portal/me/contact/verify', 'post'],
+        ['/api/v1/portal/me/change-requests', 'post'],
+        ['/api/v1/portal/me/change-requests', 'get'],
+        ['/api/v1/portal/consents', 'get'],
+        ['/api/v1/portal/consents/{purpose}', 'post'],
+        ['/api/v1/portal/consents/{purpose}/withdraw', 'post'],
+        ['/api/v1/portal/access-log', 'get'],
+        ['/api/v1/portal/withdraw', 'post'],
+        ['/api/v1/change-requests', 'get'],
+        ['/api/v1/change-requests/{id}/decide', 'post'],
       ] as const;
       for (const [p, m] of expected) {
         const op = doc.paths[p]?.[m];
         expect(op, `${m} ${p}`).toBeDefined();
         expect(Object.keys(op!.responses)).toEqual(expect.arrayContaining(['429', '500']));
-        if (p !== '/api/v1/health' && !p.endsWith('/login') && !p.endsWith('/accept')) {
+        const isPublic =
+          p === '/api/v1/health' ||
+          p.endsWith('/login') ||
+          p.endsWith('/accept') ||
+          p === '/api/v1/portal/login/verify' ||
+          p === '/api/v1/portal/keys';
+        if (!isPublic) {
           expect(op!.security).toEqual([{ bearerAuth: [] }]);
           expect(Object.keys(op!.responses)).toEqual(expect.arrayContaining(['401', '403']));
         }

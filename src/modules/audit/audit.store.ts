@@ -110,9 +110,9 @@ export async function listCheckpoints(
 export async function countEntries(db: Kysely<DataDb>): Promise<number> {
   const row = await db
     .selectFrom('audit_entry')
-    .select(sql<number>`count(*)`.as('n'))
+    .select(sql<number | string>`count(*)`.as('n'))
     .executeTakeFirstOrThrow();
-  return row.n;
+  return Number(row.n);
 }
 
 /** How many entries of one action and outcome each calendar month (UTC) holds. */

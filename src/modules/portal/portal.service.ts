@@ -9,6 +9,7 @@ import {
   consentHistory,
   coveredCategories,
   activeAgreementsOf,
+  type Agreement,
   type RequestOrigin,
 } from '../consent/index.js';
 import {
@@ -264,7 +265,9 @@ export async function readMe(
   const now = ctx.clock.now();
   const purposes = await cachedPurposes(ctx, ws);
   const { active, history, verifications } = await ctx.data.read(ws, async (db) => ({
-    active: (await activeAgreementsOf(db, ws, [actor.id], now)).get(actor.id) ?? new Map(),
+    active:
+      (await activeAgreementsOf(db, ws, [actor.id], now)).get(actor.id) ??
+      new Map<string, Agreement>(),
     history: await consentHistory(db, ws, actor.id, now),
     verifications: await store.listVerifications(db, ws, actor.id),
   }));

@@ -20,7 +20,7 @@ export async function countCodesSince(
 ): Promise<number> {
   let q = db
     .selectFrom('portal_code')
-    .select(sql<number>`count(*)`.as('n'))
+    .select(sql<number | string>`count(*)`.as('n'))
     .where('workspace_id', '=', workspaceId)
     .where('created_at', '>=', since);
   q =
