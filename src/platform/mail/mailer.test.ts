@@ -356,10 +356,8 @@ describe('createMailer without an SMTP host (the outbox)', () => {
     const mailer = createMailer(config(), createLogger('trace', logs));
     const error = await rejection(mailer.send(CANARY));
     expect(error.message).toBe('mail could not be written to the outbox');
-    expect(error).toMatchObject({
-      name: 'MailDeliveryError',
-      code: expect.stringMatching(/^E[A-Z]+$/),
-    });
+    expect(error).toBeInstanceOf(MailDeliveryError);
+    expect(error instanceof MailDeliveryError ? error.code : undefined).toMatch(/^E[A-Z]+$/);
     for (const canary of CANARY_VALUES) {
       expect(everythingShown(error)).not.toContain(canary);
       expect(logs.text()).not.toContain(canary);
