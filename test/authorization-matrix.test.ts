@@ -201,14 +201,14 @@ forEachDialect((dialect) => {
     }
 
     /** Invites, accepts, signs in and passes the second factor: a member with a full session. */
-    async function newMember(adminToken: string, workspace: string, role: Role): Promise<Member> {
+    async function newMember(granter: string, workspace: string, role: Role): Promise<Member> {
       const email = `${unique('staff')}@example.net`;
       const password = `correct horse battery ${unique('p')}`;
       const invited = await expectStatus(
         send(
           'POST',
           '/api/v1/staff',
-          { token: adminToken },
+          { token: granter },
           { email, displayName: 'Matrix Member', role },
         ),
         201,
@@ -309,8 +309,10 @@ forEachDialect((dialect) => {
       const adminToken = (await tokenOf('admin')).token;
       const agentToken = (await tokenOf('agent')).token;
       const spare = await tokenOf('auditor');
-      const member = await newMember(adminToken, workspace, 'agent');
-      const otherMember = await newMember(adminToken, workspace, 'agent');
+      // Roles that read personal data are granted by a privacy officer, never by an admin.
+      const officerToken = (await tokenOf('privacy_officer')).token;
+      const member = await newMember(officerToken, workspace, 'agent');
+      const otherMember = await newMember(officerToken, workspace, 'agent');
       const customer = await newCustomer({ agentToken }, unique(workspace.slice(0, 3)));
       const second = await newCustomer({ agentToken }, unique(workspace.slice(0, 3)));
       const taskId = await newTask(agentToken, customer.id, member.id);
@@ -413,7 +415,11 @@ forEachDialect((dialect) => {
                   'POST',
                   '/api/v1/staff',
                   { token: own.adminToken },
-                  { email: `${unique('spare')}@example.net`, displayName: 'Spare', role: 'agent' },
+                  {
+                    email: `${unique('spare')}@example.net`,
+                    displayName: 'Spare',
+                    role: 'marketer',
+                  },
                 ),
                 201,
               )
@@ -427,7 +433,7 @@ forEachDialect((dialect) => {
     }
 
     /** The request of one cell: path params filled, and a minimal valid body where there is one. */
-    async function request(route: RouteDefinition, side: Side, mutates: boolean) {
+    async function request(route: RouteDefinition, side: Side, mutates: boolean, caller: Caller) {
       const world = side === 'own' ? own : foreign;
       const ids = side === 'own' ? await ownIds(route, mutates) : foreign;
       const idFor: Record<string, string> = {
@@ -476,12 +482,14 @@ forEachDialect((dialect) => {
         },
         'POST /api/v1/break-glass/:id/review': { decision: 'approve' },
         'POST /api/v1/tokens': { role: 'admin', label: 'matrix' },
+        // Each manager grants a role it may grant: agents come from a privacy officer, the
+        // roles that read no personal data from an admin (the staff tests cover the refusals).
         'POST /api/v1/staff': {
           email: `${unique('invite')}@example.net`,
           displayName: 'Invited',
-          role: 'agent',
+          role: caller === 'privacy_officer' ? 'agent' : 'marketer',
         },
-        'PATCH /api/v1/staff/:id': { role: 'agent' },
+        'PATCH /api/v1/staff/:id': { role: caller === 'privacy_officer' ? 'agent' : 'auditor' },
         'POST /api/v1/auth/invitations/accept': {
           token: 'inv_not_a_real_invitation',
           password: 'correct horse battery staple',
@@ -554,7 +562,7 @@ forEachDialect((dialect) => {
               route.permission === 'public' ||
               (caller !== 'none' && rolePermissions[caller].includes(route.permission));
             const mutates = allowed && route.method !== 'GET';
-            const { path, body } = await request(route, side, mutates);
+            const { path, body } = await request(route, side, mutates, caller);
             address += 1;
             const res = await send(
               route.method as Method,

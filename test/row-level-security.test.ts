@@ -106,7 +106,7 @@ describe.runIf(hasPostgres)(
       const invited = await rt.app.inject({
         method: 'POST',
         url: '/api/v1/staff',
-        headers: authHeader(await tokenFor('admin')),
+        headers: authHeader(await tokenFor('privacy_officer')),
         payload: {
           email: `staff.${Math.random().toString(36).slice(2)}@example.net`,
           displayName: 'Row Level',

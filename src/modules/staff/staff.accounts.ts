@@ -17,7 +17,7 @@ import { newId } from '../../platform/ids.js';
 import { appendAudit, recordAudit } from '../audit/index.js';
 import { openSubjectFields, sealSubjectFields } from '../customers/index.js';
 import { commonPasswordList } from './staff.common-passwords.js';
-import { isRole, type Role } from './staff.permissions.js';
+import { isRole, mayGrantRole, type Role } from './staff.permissions.js';
 import * as store from './staff.accounts.store.js';
 
 /**
@@ -105,6 +105,7 @@ export async function inviteStaff(
 ): Promise<{ id: string; invitationToken: string; expiresAt: string }> {
   if (!isRole(input.role))
     throw new DomainError('invalid_input', 'Unknown role.', { fields: ['body.role'] });
+  await requireMayGrant(ctx, actor, input.role, 'staff.invite', null);
   const id = newId();
   const now = ctx.clock.now();
   const digest = emailDigest(ctx, actor.workspaceId, input.email);
@@ -647,6 +648,27 @@ export async function staffDisplayNames(
   return names;
 }
 
+/**
+ * Refuses (audited) a grant of a role the actor may not hand out: roles that read personal data
+ * come from a privacy officer, the others from an admin (see `grantableRoles`).
+ */
+async function requireMayGrant(
+  ctx: AppContext,
+  actor: Actor,
+  role: Role,
+  action: 'staff.invite' | 'staff.change',
+  staffId: string | null,
+): Promise<void> {
+  if (actor.type === 'system' || mayGrantRole(actor.role, role)) return;
+  await recordAudit(ctx, actor, {
+    action,
+    fields: [...(staffId === null ? [] : [`staff:${staffId}`]), `role:${role}`],
+    outcome: 'denied',
+    reason: 'role_not_grantable',
+  });
+  throw new DomainError('forbidden', 'This role may not grant that role.');
+}
+
 /** Changes a member's role or status; disabling (or a new role) ends their sessions. */
 export async function changeStaff(
   ctx: AppContext,
@@ -660,11 +682,25 @@ export async function changeStaff(
     throw new DomainError('conflict', 'Nobody changes their own role or status.');
   }
   const now = ctx.clock.now().toISOString();
+  const current = await ctx.data.read(actor.workspaceId, (db) =>
+    store.findAccount(db, actor.workspaceId, staffId),
+  );
+  // A new role, or reinstating a disabled member, grants that role's access; disabling and
+  // other changes that take access away are open to anyone who manages staff.
+  const granted =
+    change.role ??
+    (change.status === 'active' && current?.status === 'disabled' ? current.role : undefined);
+  if (current !== undefined && granted !== undefined && isRole(granted)) {
+    await requireMayGrant(ctx, actor, granted, 'staff.change', staffId);
+  }
   const updated = await ctx.data.batch.run(actor.workspaceId, async (scope) => {
     const row = await store.findAccount(scope.trx, actor.workspaceId, staffId);
     if (row === undefined) return undefined;
     if (change.status === 'active' && row.status === 'invited') {
       throw new DomainError('conflict', 'An invited member becomes active by accepting.');
+    }
+    if (row.role !== current?.role || row.status !== current.status) {
+      throw new DomainError('conflict', 'The member changed meanwhile; try again.');
     }
     await store.updateAccount(scope.trx, actor.workspaceId, staffId, {
       ...(change.role === undefined ? {} : { role: change.role }),

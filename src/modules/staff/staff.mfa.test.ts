@@ -69,12 +69,14 @@ forEachDialect((dialect) => {
     let rt: TestRuntime;
     let clock: TestClock;
     let admin: string;
+    let officer: string;
     let agentToken: string;
 
     beforeAll(async () => {
       clock = new TestClock();
       rt = await startRuntime(dialect, { clock });
       admin = await rt.token('admin');
+      officer = await rt.token('privacy_officer');
       agentToken = await rt.token('agent');
     });
     afterAll(async () => {
@@ -87,7 +89,8 @@ forEachDialect((dialect) => {
       const invited = await rt.app.inject({
         method: 'POST',
         url: '/api/v1/staff',
-        headers: authHeader(admin),
+        // Roles that read personal data are granted by a privacy officer, the others by an admin.
+        headers: authHeader(role === 'agent' || role === 'privacy_officer' ? officer : admin),
         payload: { email, displayName: `Staff ${role}`, role },
       });
       expect(invited.statusCode, invited.body).toBe(201);

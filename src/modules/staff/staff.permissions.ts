@@ -65,6 +65,7 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
     'requests:record',
     'requests:manage',
     'changes:decide',
+    'staff:manage',
     'session:self',
   ],
   agent: [
@@ -84,6 +85,24 @@ export const rolePermissions: Readonly<Record<Role, readonly Permission[]>> = {
   marketer: ['customers:list', 'purposes:read', 'consents:stats', 'session:self'],
   auditor: ['audit:read', 'purposes:read', 'session:self'],
 };
+
+/**
+ * Who may make someone a member of a role (by invitation, a role change or reinstating a disabled
+ * member). Access to personal data is granted by a privacy officer, never by an admin, who reads
+ * none: otherwise an admin could invite themselves under another address as an agent. The
+ * operator's CLI acts as the system and may grant any role.
+ */
+export const grantableRoles: Readonly<Record<Role, readonly Role[]>> = {
+  admin: ['admin', 'marketer', 'auditor'],
+  privacy_officer: ['privacy_officer', 'agent'],
+  agent: [],
+  marketer: [],
+  auditor: [],
+};
+
+export function mayGrantRole(granterRole: string | null, role: Role): boolean {
+  return granterRole !== null && isRole(granterRole) && grantableRoles[granterRole].includes(role);
+}
 
 export function isRole(value: string): value is Role {
   return (roles as readonly string[]).includes(value);

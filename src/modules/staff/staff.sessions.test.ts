@@ -94,9 +94,11 @@ forEachDialect((dialect) => {
     const clock = new TestClock();
     let rt: TestRuntime;
     let admin: string;
+    let officer: string;
     beforeAll(async () => {
       rt = await startRuntime(dialect, { clock });
       admin = await rt.token('admin');
+      officer = await rt.token('privacy_officer');
     });
     afterAll(async () => {
       await rt.close();
@@ -121,11 +123,15 @@ forEachDialect((dialect) => {
       });
     }
 
+    /** Roles that read personal data are granted by a privacy officer, the others by an admin. */
+    const granterOf = (role: string) =>
+      role === 'agent' || role === 'privacy_officer' ? officer : admin;
+
     function invite(email = uniqueEmail(), role = 'agent', displayName = 'Test Member') {
       return rt.app.inject({
         method: 'POST',
         url: '/api/v1/staff',
-        headers: authHeader(admin),
+        headers: authHeader(granterOf(role)),
         payload: { email, displayName, role },
       });
     }
@@ -697,11 +703,11 @@ forEachDialect((dialect) => {
     });
 
     describe('admin changes', () => {
-      const patchStaff = (id: string, payload: object) =>
+      const patchStaff = (id: string, payload: object, by = admin) =>
         rt.app.inject({
           method: 'PATCH',
           url: `/api/v1/staff/${id}`,
-          headers: authHeader(admin),
+          headers: authHeader(by),
           payload,
         });
 
@@ -726,10 +732,53 @@ forEachDialect((dialect) => {
           }),
         );
 
-        // Enabled again, the member signs in anew; the old session stays ended.
-        expect((await patchStaff(member.id, { status: 'active' })).statusCode).toBe(200);
+        // Reinstating an agent grants access to personal data: a privacy officer's call, not an
+        // admin's. Enabled again, the member signs in anew; the old session stays ended.
+        const byAdmin = await patchStaff(member.id, { status: 'active' });
+        expect(byAdmin.statusCode).toBe(403);
+        expect(errorOf(byAdmin).code).toBe('forbidden');
+        expect((await patchStaff(member.id, { status: 'active' }, officer)).statusCode).toBe(200);
         expect((await login(member.email, member.password)).statusCode).toBe(200);
         expect((await whoAmI(member.session)).statusCode).toBe(401);
+      });
+
+      it('grants a role that reads personal data only from a privacy officer, and audits a refusal', async () => {
+        // An admin reads no personal data, so cannot make anyone (themselves under another
+        // address included) an agent or a privacy officer; a privacy officer cannot make admins.
+        const refusals: [by: string, role: string][] = [
+          [admin, 'agent'],
+          [admin, 'privacy_officer'],
+          [officer, 'admin'],
+          [officer, 'marketer'],
+          [officer, 'auditor'],
+        ];
+        for (const [by, role] of refusals) {
+          const email = uniqueEmail();
+          const res = await rt.app.inject({
+            method: 'POST',
+            url: '/api/v1/staff',
+            headers: authHeader(by),
+            payload: { email, displayName: 'Would Be', role },
+          });
+          expect(res.statusCode, role).toBe(403);
+          expect(errorOf(res).code).toBe('forbidden');
+          expect(res.body).not.toContain(email);
+        }
+        const marketer = await newMember('marketer');
+        const promote = await patchStaff(marketer.id, { role: 'agent' });
+        expect(promote.statusCode).toBe(403);
+        expect((await whoAmI(marketer.session)).json()).toMatchObject({ role: 'marketer' });
+        expect(await auditOf(marketer.id)).toContainEqual(
+          expect.objectContaining({
+            action: 'staff.change',
+            outcome: 'denied',
+            reason: 'role_not_grantable',
+          }),
+        );
+        expect((await patchStaff(marketer.id, { role: 'agent' }, officer)).statusCode).toBe(200);
+        // Taking access away is open to either.
+        const agent = await newMember('agent');
+        expect((await patchStaff(agent.id, { role: 'marketer' })).statusCode).toBe(200);
       });
 
       it("a role change ends the member's sessions", async () => {
