@@ -13,7 +13,7 @@ import { createLogger, type Logger } from './platform/logger.js';
 import { auditRoutes } from './modules/audit/index.js';
 import { subjectRequestRoutes } from './modules/requests/index.js';
 import { customerRoutes } from './modules/customers/index.js';
-import { changeRequestRoutes, portalRoutes } from './modules/portal/index.js';
+import { changeRequestRoutes, portalRoutes, purgePortalLeftovers } from './modules/portal/index.js';
 import { createMailer } from './platform/mail/index.js';
 import { outboxTextSender } from './platform/sms.js';
 import {
@@ -136,7 +136,17 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
       ...changeRequestRoutes(ctx, portal, { hasTaskGrant, hasBreakGlassGrant }),
     ],
   });
-  const stopSweep = startExpirySweep(ctx);
+  const stopSweep = startExpirySweep(ctx, [
+    {
+      name: 'portal leftovers',
+      run: async () => {
+        const purged = await purgePortalLeftovers(ctx, portal);
+        if (purged.codes + purged.sessions + purged.messages > 0) {
+          ctx.logger.info(purged, 'purged stale portal codes, sessions and outbox messages');
+        }
+      },
+    },
+  ]);
   app.addHook('onClose', stopSweep);
   app.addHook('onClose', () => mailer.close());
   await app.ready();

@@ -99,12 +99,19 @@ function routeKey(method: string, url: string): string {
   return `${method.toUpperCase()} ${url}`;
 }
 
+const noSender = {
+  send: () => Promise.resolve(),
+  forget: () => Promise.resolve(0),
+  purgeBefore: () => Promise.resolve(0),
+};
+
 /** The routes the app is composed of, built by the same factories as `createServer`. */
 function allRoutes(rt: TestRuntime): RouteDefinition[] {
   const ctx = rt.ctx;
   const portalDeps = {
-    mailer: { send: () => Promise.resolve(), close: () => Promise.resolve() },
-    texts: { send: () => Promise.resolve() },
+    // The route list only: these senders never run.
+    mailer: { ...noSender, close: () => Promise.resolve() },
+    texts: noSender,
     guard: { settle: () => Promise.resolve(), destroyedKeyIds: shreddedKeyIds },
   };
   return [

@@ -1,12 +1,22 @@
 import type { AppContext } from '../../platform/context.js';
 import { sweepAgreements } from './agreements.service.js';
 
+/** Another periodic job run after the expiry job, in the same timer (housekeeping). */
+export interface PeriodicJob {
+  readonly name: string;
+  run(): Promise<void>;
+}
+
 /**
- * Runs the expiry job in this process every `expirySweepSeconds` (never two runs at once).
- * Several processes may run it against one PostgreSQL database: each grant ends once.
- * Answers a function that stops it and waits for a run under way.
+ * Runs the expiry job in this process every `expirySweepSeconds` (never two runs at once), then
+ * each of `also`; a job that fails is logged and runs again next time. Several processes may
+ * run it against one PostgreSQL database: each grant ends once. Answers a function that stops
+ * it and waits for a run under way.
  */
-export function startExpirySweep(ctx: AppContext): () => Promise<void> {
+export function startExpirySweep(
+  ctx: AppContext,
+  also: readonly PeriodicJob[] = [],
+): () => Promise<void> {
   const everyMs = ctx.config.expirySweepSeconds * 1000;
   if (everyMs === 0) return () => Promise.resolve();
   let stopped = false;
@@ -19,6 +29,13 @@ export function startExpirySweep(ctx: AppContext): () => Promise<void> {
       })
       .catch((error: unknown) => {
         ctx.logger.error({ err: error }, 'expiry sweep failed; it runs again later');
+      })
+      .then(async () => {
+        for (const job of also) {
+          await job.run().catch((error: unknown) => {
+            ctx.logger.error({ err: error, job: job.name }, 'periodic job failed; it runs again');
+          });
+        }
       })
       .finally(() => {
         if (!stopped) timer = setTimeout(tick, everyMs);

@@ -9,4 +9,4 @@ export {
   type AgreementEnd,
 } from './agreements.service.js';
 export { agreementRoutes } from './agreements.routes.js';
-export { startExpirySweep } from './agreements.schedule.js';
+export { startExpirySweep, type PeriodicJob } from './agreements.schedule.js';

@@ -9,4 +9,4 @@ export { authenticatePortalSession, type PortalPrincipal } from './portal.access
 export { readPortalCookie } from './portal.cookies.js';
 /** Deletes the portal's rows of a customer inside the erasure's unit of work. */
 export { deletePortalRowsOf } from './portal.store.js';
-export { receiptMessage, type PortalDeps } from './portal.service.js';
+export { purgePortalLeftovers, receiptMessage, type PortalDeps } from './portal.service.js';

@@ -447,7 +447,7 @@ export function portalRoutes(ctx: AppContext, deps: PortalDeps): RouteDefinition
       handler: async (req) => ({
         status: 200,
         cookies: [clearedPortalCookie(cookieSecure(req.raw))],
-        body: await withdrawFromProgramme(ctx, req.actor, sessionOf(req.raw)),
+        body: await withdrawFromProgramme(ctx, deps, req.actor, sessionOf(req.raw)),
       }),
     }),
   ];

@@ -1,4 +1,5 @@
 import type { Actor, AppContext } from '../../platform/context.js';
+import { EVERY_WORKSPACE } from '../../platform/db/row-scope.js';
 import { DomainError } from '../../platform/errors.js';
 import { newId } from '../../platform/ids.js';
 import type { ChangeRequestTable } from '../../platform/db/schema.js';
@@ -37,6 +38,9 @@ import {
 } from '../purposes/index.js';
 import { staffDisplayNames } from '../staff/index.js';
 import {
+  CODE_MINUTES,
+  DAY_MINUTES,
+  SESSION_IDLE_MINUTES,
   checkCode,
   customerActor,
   issueCode,
@@ -601,11 +605,19 @@ export function receiptMessage(receipt: Record<string, unknown>): string {
  */
 export async function withdrawFromProgramme(
   ctx: AppContext,
+  deps: PortalDeps,
   actor: Actor,
   session: PortalPrincipal,
 ) {
   await requireFreshCode(ctx, actor, session, 'portal.withdraw');
+  // The outbox (no SMTP configured) keeps the codes sent to the customer's email and phone:
+  // they go with the rest.
+  const contacts = await readOwnCustomer(ctx, actor, 'portal.withdraw.contacts', [
+    'email',
+    'phone',
+  ]);
   const record = await eraseCustomer(ctx, actor, actor.id);
+  await forgetContacts(deps, contacts.values);
   const ws = actor.workspaceId;
   const entries = await ctx.data.read(ws, (db) => customerAuditEntries(db, ws, actor.id));
   const completion = entries.filter((e) => e.action === 'erasure.complete').at(-1);
@@ -626,6 +638,38 @@ export async function withdrawFromProgramme(
     algorithm: 'Ed25519' as const,
     publicKey: ctx.signer.publicKey(ws),
   };
+}
+
+async function forgetContacts(deps: PortalDeps, values: Map<FieldName, unknown>): Promise<void> {
+  const email = values.get('email');
+  const phone = values.get('phone');
+  if (typeof email === 'string') await deps.mailer.forget(email);
+  if (typeof phone === 'string') await deps.texts.forget(phone);
+}
+
+/**
+ * Housekeeping, every workspace: deletes codes past every limit's window (a day), sessions that
+ * can no longer be used, and outbox messages whose code has expired (they are worthless then,
+ * and they hold an address).
+ */
+export async function purgePortalLeftovers(
+  ctx: AppContext,
+  deps: PortalDeps,
+): Promise<{ codes: number; sessions: number; messages: number }> {
+  const now = ctx.clock.now();
+  const minutesAgo = (m: number) => new Date(now.getTime() - m * 60_000).toISOString();
+  const rows = await ctx.data.batch.run(EVERY_WORKSPACE, ({ trx }) =>
+    store.purgeStale(trx, {
+      codesBefore: minutesAgo(DAY_MINUTES),
+      now: now.toISOString(),
+      idleBefore: minutesAgo(SESSION_IDLE_MINUTES),
+    }),
+  );
+  // Files carry the time they were written, in the machine's own time.
+  const expired = new Date(Date.now() - CODE_MINUTES * 60_000);
+  const messages =
+    (await deps.mailer.purgeBefore(expired)) + (await deps.texts.purgeBefore(expired));
+  return { ...rows, messages };
 }
 
 /** Fields that change only after staff check them: they need proof (a document, a visit). */

@@ -210,6 +210,31 @@ export async function decideChangeRequest(
   return Number(result.numUpdatedRows) === 1;
 }
 
+/**
+ * Deletes codes issued before `codesBefore` (past every limit's window) and sessions that can no
+ * longer be used: ended, past their absolute limit, or idle since `idleBefore`. Every workspace.
+ */
+export async function purgeStale(
+  db: Kysely<DataDb>,
+  input: { codesBefore: string; now: string; idleBefore: string },
+): Promise<{ codes: number; sessions: number }> {
+  const codes = await db
+    .deleteFrom('portal_code')
+    .where('created_at', '<', input.codesBefore)
+    .executeTakeFirst();
+  const sessions = await db
+    .deleteFrom('portal_session')
+    .where((eb) =>
+      eb.or([
+        eb('ended_at', 'is not', null),
+        eb('expires_at', '<=', input.now),
+        eb('last_seen_at', '<', input.idleBefore),
+      ]),
+    )
+    .executeTakeFirst();
+  return { codes: Number(codes.numDeletedRows), sessions: Number(sessions.numDeletedRows) };
+}
+
 /** Everything the portal keeps about a customer, deleted with them (erasure). */
 export async function deletePortalRowsOf(
   db: Kysely<DataDb>,

@@ -10,6 +10,13 @@ export interface MailMessage {
 /** Delivers mail: by SMTP when configured, else as files under `<dataDir>/outbox`. */
 export interface Mailer {
   send(message: MailMessage): Promise<void>;
+  /**
+   * Deletes every kept message to this address (the outbox's files); SMTP keeps none. Called when
+   * the addressee's data is erased.
+   */
+  forget(to: string): Promise<number>;
+  /** Deletes kept messages written before `at`; answers how many. */
+  purgeBefore(at: Date): Promise<number>;
   close(): Promise<void>;
 }
 

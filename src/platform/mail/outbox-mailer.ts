@@ -71,11 +71,45 @@ export function outboxMailer(dataDir: string, mailFrom: string, logger: Logger):
       }
       logger.info({ messageId: id }, 'mail written to the outbox');
     },
+    async forget(to) {
+      const doomed = (await readOutbox(dataDir)).filter(
+        (m) => m.to.toLowerCase() === to.toLowerCase(),
+      );
+      await Promise.all(doomed.map((m) => rm(m.file, { force: true })));
+      return doomed.length;
+    },
+    purgeBefore(at) {
+      return purgeFilesBefore(dir, '.eml', at);
+    },
     close() {
       closed = true;
       return Promise.resolve();
     },
   };
+}
+
+/**
+ * Deletes the files of a kind in an outbox directory written before `at` (by mtime), and
+ * leftover temporary files of the same age. Answers how many message files went.
+ */
+export async function purgeFilesBefore(dir: string, suffix: string, at: Date): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return 0;
+    throw error;
+  }
+  let purged = 0;
+  for (const name of names) {
+    if (!name.endsWith(suffix) && !name.endsWith(`${suffix}.tmp`)) continue;
+    const file = path.join(dir, name);
+    const info = await stat(file).catch(() => undefined);
+    if (info === undefined || !info.isFile() || info.mtime >= at) continue;
+    await rm(file, { force: true });
+    if (!name.startsWith('.')) purged += 1;
+  }
+  return purged;
 }
 
 function errorCode(error: unknown): string | undefined {

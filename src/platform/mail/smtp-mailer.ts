@@ -103,6 +103,9 @@ export function smtpMailer(config: Config, logger: Logger): Mailer {
       }
       logger.info({ messageId: id }, 'mail sent');
     },
+    // Sent mail is not kept here: nothing to forget or purge.
+    forget: () => Promise.resolve(0),
+    purgeBefore: () => Promise.resolve(0),
     close() {
       closed = true;
       transport.close();
