@@ -25,7 +25,12 @@ import {
 import { agreementRoutes, startExpirySweep, sweepAgreements } from './modules/agreements/index.js';
 import { purposeRoutes, seedDefaultPurposes } from './modules/purposes/index.js';
 import { staffAccountRoutes, staffRoutes } from './modules/staff/index.js';
-import { hasBreakGlassGrant, hasTaskGrant, taskRoutes } from './modules/tasks/index.js';
+import {
+  customersWithOpenTasks,
+  hasBreakGlassGrant,
+  hasTaskGrant,
+  taskRoutes,
+} from './modules/tasks/index.js';
 import {
   DEFAULT_WORKSPACE,
   ensureWorkspace,
@@ -115,6 +120,7 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
     },
     destroyedKeyIds: shreddedKeyIds,
   };
+  const grants = { hasTaskGrant, hasBreakGlassGrant, customersWithOpenTasks };
   const mailer = createMailer(ctx.config, ctx.logger);
   const portal = { mailer, texts: outboxTextSender(ctx.config.dataDir), guard };
   const app = await buildApp(ctx, {
@@ -124,7 +130,7 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
         afterRetire: async (actor, purposeKey) =>
           (await sweepAgreements(ctx, { workspaceId: actor.workspaceId, purposeKey, actor })).ended,
       }),
-      ...customerRoutes(ctx, guard, { hasTaskGrant, hasBreakGlassGrant }),
+      ...customerRoutes(ctx, guard, grants),
       ...taskRoutes(ctx),
       ...agreementRoutes(ctx),
       ...erasureRoutes(ctx),
@@ -133,7 +139,7 @@ export async function createServer(ctx: AppContext): Promise<FastifyInstance> {
       ...auditRoutes(ctx),
       ...subjectRequestRoutes(ctx),
       ...portalRoutes(ctx, portal),
-      ...changeRequestRoutes(ctx, portal, { hasTaskGrant, hasBreakGlassGrant }),
+      ...changeRequestRoutes(ctx, portal, grants),
     ],
   });
   const stopSweep = startExpirySweep(ctx, [

@@ -476,6 +476,11 @@ export interface TaskGrants {
       readonly now: Date;
     },
   ): Promise<boolean>;
+  /** The customers for whom this staff member holds an open task that is not yet due. */
+  customersWithOpenTasks(
+    trx: Kysely<DataDb>,
+    holder: { readonly workspaceId: string; readonly staffId: string; readonly now: Date },
+  ): Promise<Set<string>>;
 }
 
 /** Who reads, and under which grant: staff need a task; integrations (API tokens) do not. */
@@ -549,7 +554,7 @@ async function readUnderPurpose(
         customerId: id,
         purpose: purpose.key,
         outcome: 'denied',
-        reason: 'not_found',
+        reason: taskReason === null ? 'not_found' : `not_found;${taskReason}`,
       });
     } else if (active.get(id)?.get(purpose.key) === undefined) {
       await appendAudit(ctx, scope, actor, {
@@ -557,7 +562,7 @@ async function readUnderPurpose(
         customerId: id,
         purpose: purpose.key,
         outcome: 'denied',
-        reason: 'purpose_not_active',
+        reason: taskReason === null ? 'purpose_not_active' : `purpose_not_active;${taskReason}`,
       });
     } else {
       allowed.push(customer);

@@ -475,7 +475,7 @@ export function changeRequestRoutes(
       },
       handler: async (req) => ({
         status: 200,
-        body: { items: await listChangeRequests(ctx, req.actor, req.query.status) },
+        body: { items: await listChangeRequests(ctx, grants, req.actor, req.query.status) },
       }),
     }),
     defineRoute({

@@ -875,15 +875,28 @@ export async function decideChangeRequest(
   };
 }
 
-/** The pending (or other) change requests of the workspace, field names only, never values. */
+/**
+ * Change requests by status, field names only, never values: a privacy officer sees the
+ * workspace's; other staff only those of customers they hold an open task for (who asked for a
+ * change is itself personal data). Integrations (API tokens) see them all, as they read.
+ */
 export async function listChangeRequests(
   ctx: AppContext,
+  grants: TaskGrants,
   actor: Actor,
   status: 'pending' | 'approved' | 'rejected',
 ): Promise<ChangeRequestView[]> {
-  const rows = await ctx.data.read(actor.workspaceId, (db) =>
-    store.listChangeRequests(db, actor.workspaceId, { status }),
-  );
+  const ws = actor.workspaceId;
+  const rows = await ctx.data.read(ws, async (db) => {
+    const all = await store.listChangeRequests(db, ws, { status });
+    if (actor.type !== 'staff' || actor.role === 'privacy_officer') return all;
+    const mine = await grants.customersWithOpenTasks(db, {
+      workspaceId: ws,
+      staffId: actor.id,
+      now: ctx.clock.now(),
+    });
+    return all.filter((r) => mine.has(r.customer_id));
+  });
   await recordAudit(ctx, actor, {
     action: 'change_request.list',
     fields: rows.map((r) => `change_request:${r.id}`),

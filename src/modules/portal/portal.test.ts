@@ -851,6 +851,42 @@ forEachDialect((dialect) => {
         ).toBe('+34612345678');
       });
 
+      it('lists change requests to an agent only for customers they hold an open task for; to a privacy officer all', async () => {
+        const mine = await newCustomer();
+        const theirs = await newCustomer();
+        const ask = async (email: string) => {
+          const portal = await signIn(email);
+          const res = await post(
+            '/api/v1/portal/me/change-requests',
+            { changes: { birthDate: '1980-01-01' } },
+            portal,
+          );
+          expect(res.statusCode, res.body).toBe(201);
+          return res.json<{ id: string }>().id;
+        };
+        const mineRequest = await ask(mine.canaries.email);
+        const theirsRequest = await ask(theirs.canaries.email);
+        const listed = async (member: StaffMember) => {
+          const res = await asStaff(member, 'GET', '/api/v1/change-requests?status=pending');
+          expect(res.statusCode, res.body).toBe(200);
+          return res.json<{ items: { id: string }[] }>().items.map((r) => r.id);
+        };
+        const alice = await staffMember('agent');
+        const privacyOfficer = await staffMember('privacy_officer');
+        expect(await listed(alice)).not.toContain(mineRequest);
+        const task = await openTask(alice, mine.id);
+        const seen = await listed(alice);
+        expect(seen).toContain(mineRequest);
+        expect(seen).not.toContain(theirsRequest);
+        expect(await listed(privacyOfficer)).toEqual(
+          expect.arrayContaining([mineRequest, theirsRequest]),
+        );
+        // Closed, the task no longer shows the customer's requests.
+        const closed = await asStaff(alice, 'POST', `/api/v1/tasks/${task}/close`);
+        expect(closed.statusCode, closed.body).toBe(200);
+        expect(await listed(alice)).not.toContain(mineRequest);
+      });
+
       it('lets an agent decide only under an open task of theirs for the customer, and shows a rejection with its reason', async () => {
         const { id, canaries } = await newCustomer();
         const other = await newCustomer();

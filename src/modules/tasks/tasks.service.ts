@@ -267,6 +267,21 @@ export async function hasTaskGrant(
   );
 }
 
+/** The customers for whom this staff member holds an open task that is not yet due. */
+export async function customersWithOpenTasks(
+  trx: Kysely<DataDb>,
+  holder: { readonly workspaceId: string; readonly staffId: string; readonly now: Date },
+): Promise<Set<string>> {
+  return new Set(
+    await store.openTaskCustomers(
+      trx,
+      holder.workspaceId,
+      holder.staffId,
+      holder.now.toISOString(),
+    ),
+  );
+}
+
 /** Removes a customer's tasks; part of erasure (their titles' key is destroyed with it). */
 export async function deleteTasksOf(
   trx: Kysely<DataDb>,

@@ -28,6 +28,24 @@ export async function listTasks(
   return q.orderBy('id').limit(500).execute();
 }
 
+export async function openTaskCustomers(
+  db: Kysely<DataDb>,
+  workspaceId: string,
+  assigneeId: string,
+  now: string,
+): Promise<string[]> {
+  const rows = await db
+    .selectFrom('task')
+    .select('customer_id')
+    .distinct()
+    .where('workspace_id', '=', workspaceId)
+    .where('assignee_id', '=', assigneeId)
+    .where('status', '=', 'open')
+    .where('due_at', '>', now)
+    .execute();
+  return rows.map((r) => r.customer_id);
+}
+
 export async function updateTask(
   db: Kysely<DataDb>,
   workspaceId: string,

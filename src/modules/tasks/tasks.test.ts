@@ -419,6 +419,34 @@ forEachDialect((dialect) => {
         ]);
       });
 
+      it('answers a missing customer and a foreign one alike, and audits the task the reader named', async () => {
+        const task = await openTask(alice, { customerId: (await newCustomer()).id });
+        const missing = crypto.randomUUID();
+        const answers = [];
+        for (const customerId of [missing, foreignCustomerId]) {
+          const res = await read(alice, customerId, LOYALTY, task.id);
+          expect(res.statusCode).toBe(404);
+          const { code, message } = errorOf(res);
+          answers.push({ code, message });
+          expect((await readAudit(customerId)).at(-1)).toMatchObject({
+            actor_id: alice.id,
+            outcome: 'denied',
+            reason: `not_found;task:${task.id}`,
+          });
+        }
+        expect(answers[0]).toEqual(answers[1]);
+        // Agreed to loyalty only: a read for offers under the task is refused as if missing.
+        const loyal = await newCustomer([loyalty]);
+        const offers = await read(alice, loyal.id, OFFERS, task.id);
+        expect(offers.statusCode).toBe(404);
+        expect({ code: errorOf(offers).code, message: errorOf(offers).message }).toEqual(
+          answers[0],
+        );
+        expect((await readAudit(loyal.id)).at(-1)?.reason).toBe(
+          `purpose_not_active;task:${task.id}`,
+        );
+      });
+
       it('should not let a privacy officer on staff read without a task either', async () => {
         const customer = await newCustomer();
         await expectRefused(
