@@ -124,6 +124,32 @@ forEachDialect((dialect) => {
       expect([200, 302]).toContain(ui.statusCode);
     });
 
+    it('publishes the schema of the portal export and of the customer view in the OpenAPI document', async () => {
+      const doc = (await rt.app.inject({ url: '/docs/json' })).json<{
+        paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+      }>();
+      const schemaText = (p: string) => JSON.stringify(doc.paths[p]?.['get']?.responses['200']);
+      const exported = schemaText('/api/v1/portal/me/export');
+      for (const property of [
+        'custodia.portal-export',
+        'exportedAt',
+        'changeRequests',
+        'contactPoints',
+        'verifiedAt',
+        'lawfulBasis',
+        'retentionDays',
+        'sources',
+        'recipients',
+        'givenName',
+        'postalAddress',
+      ]) {
+        expect(exported, property).toContain(`"${property}"`);
+      }
+      const me = schemaText('/api/v1/portal/me');
+      expect(me).toContain('"contactPoints"');
+      expect(me).not.toContain('custodia.portal-export');
+    });
+
     it('answers health without a token and sends security headers', async () => {
       const res = await rt.app.inject({ url: '/api/v1/health' });
       expect(res.statusCode).toBe(200);

@@ -117,6 +117,13 @@ const preferencesOut = z.object({
   channels: z.array(channel).optional(),
 });
 
+/** A customer's fields by category, as they are held (the portal's `data`). */
+export const customerDataDto = z.object({
+  identity: identityOut.optional(),
+  contact: contactOut.optional(),
+  preferences: preferencesOut.optional(),
+});
+
 const maskedValues = z.object({
   givenName: z.string().optional(),
   familyName: z.string().optional(),

@@ -30,7 +30,12 @@ export {
 } from './customers.service.js';
 export { customerRoutes } from './customers.routes.js';
 export { requestOrigin } from './customers.origin.js';
-export { erasureDto, customerParams, postalAddressSchema } from './customers.schemas.js';
+export {
+  customerDataDto,
+  customerParams,
+  erasureDto,
+  postalAddressSchema,
+} from './customers.schemas.js';
 export {
   fieldCategory,
   fieldNames,

@@ -11,6 +11,7 @@ import { cookieSecure } from '../staff/index.js';
 import { findWorkspaceByName } from '../workspaces/index.js';
 import { endSession, SESSION_ABSOLUTE_MINUTES } from './portal.access.js';
 import { clearedPortalCookie, portalCookie } from './portal.cookies.js';
+import { changeRequestDto, exportDto, meDto } from './portal.schemas.js';
 import {
   accessLog,
   createChangeRequest,
@@ -41,17 +42,7 @@ const workspace = z.string().min(1).max(100).default('default');
 const name = z.string().trim().min(1).max(100);
 const anyObject = z.record(z.string(), z.unknown());
 
-const changeView = z.object({
-  id: z.string(),
-  customerId: z.string(),
-  fields: z.array(z.string()),
-  status: z.string(),
-  createdAt: z.string(),
-  decidedAt: z.string().nullable(),
-  changes: anyObject.optional(),
-  note: z.string().nullable().optional(),
-  reason: z.string().nullable().optional(),
-});
+const changeView = changeRequestDto;
 
 function sessionOf(raw: { portalSession?: PortalSessionRef }): PortalSessionRef {
   if (raw.portalSession === undefined) throw new DomainError('unauthenticated', 'Sign in first.');
@@ -210,7 +201,7 @@ export function portalRoutes(ctx: AppContext, deps: PortalDeps): RouteDefinition
       tags,
       errors: [401, 403, 404, 503],
       personalData: true,
-      schema: { response: { 200: anyObject } },
+      schema: { response: { 200: meDto } },
       handler: async (req) => ({
         status: 200,
         body: await readMe(ctx, req.actor, sessionOf(req.raw)),
@@ -227,7 +218,9 @@ export function portalRoutes(ctx: AppContext, deps: PortalDeps): RouteDefinition
       personalData: true,
       schema: {
         querystring: z.strictObject({ format: z.enum(['json', 'csv']).default('json') }),
-        response: { 200: z.union([anyObject, z.string()]) },
+        response: {
+          200: z.union([exportDto, z.string().describe('text/csv with format=csv')]),
+        },
       },
       handler: async (req) => {
         const data = await exportMe(ctx, req.actor, sessionOf(req.raw));

@@ -329,6 +329,7 @@ export async function readMe(
 }
 
 export type MeDto = Awaited<ReturnType<typeof readMe>>;
+export type ExportDto = Awaited<ReturnType<typeof exportMe>>;
 
 /** The portability export: the same content, machine-readable, with the schema named. */
 export async function exportMe(ctx: AppContext, actor: Actor, session: PortalPrincipal) {
@@ -349,30 +350,25 @@ function csvCell(value: string): string {
   return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
-/** The export as CSV: one row per field, with its category, purposes and verification. */
-export function exportCsv(me: MeDto): string {
-  const rows = [['category', 'field', 'value', 'verified_at', 'purposes', 'lawful_bases']];
-  for (const c of me.categories) {
-    for (const field of c.fields) {
-      const value = me.data[c.category]?.[field];
-      const text =
-        typeof value === 'string'
-          ? value
-          : Array.isArray(value)
-            ? value.join('; ')
-            : JSON.stringify(value);
-      const verified =
-        field === 'email' || field === 'phone' ? (me.contactPoints[field]?.verifiedAt ?? '') : '';
-      rows.push([
-        c.category,
-        field,
-        text,
-        verified,
-        c.purposes.map((p) => p.key).join('; '),
-        c.purposes.map((p) => p.lawfulBasis).join('; '),
-      ]);
-    }
+/** Every leaf of a JSON value as `[path, text]`: `data.identity.givenName`, `consents[0].state`. */
+function leaves(value: unknown, path: string, out: [string, string][]): [string, string][] {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => leaves(v, `${path}[${String(i)}]`, out));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) leaves(v, path === '' ? k : `${path}.${k}`, out);
+  } else if (value !== undefined) {
+    out.push([path, value === null ? '' : String(value as string | number | boolean)]);
   }
+  return out;
+}
+
+/**
+ * The export as CSV: the same content as the JSON export, one row per value, `path,value`, the
+ * path in the JSON document's terms (`data.contact.email`, `categories[0].purposes[0].lawfulBasis`,
+ * `consents[1].state`), so that nothing in one is missing from the other.
+ */
+export function exportCsv(data: ExportDto): string {
+  const rows: [string, string][] = [['path', 'value'], ...leaves(data, '', [])];
   return rows.map((r) => r.map(csvCell).join(',')).join('\r\n') + '\r\n';
 }
 

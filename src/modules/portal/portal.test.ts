@@ -534,9 +534,7 @@ forEachDialect((dialect) => {
         const csv = await get('/api/v1/portal/me/export?format=csv', portal);
         expect(csv.statusCode).toBe(200);
         expect(csv.headers['content-type']).toMatch(/^text\/csv/);
-        expect(csv.body.split('\r\n')[0]).toBe(
-          'category,field,value,verified_at,purposes,lawful_bases',
-        );
+        expect(csv.body.split('\r\n')[0]).toBe('path,value');
         expect(hits(csv.body, mine.canaries).sort()).toEqual(Object.values(mine.canaries).sort());
         expect(hits(csv.body, theirs.canaries)).toEqual([]);
         // The customer's session opens no staff route.
@@ -653,27 +651,40 @@ forEachDialect((dialect) => {
         expect(hits(csv.body, mineAll).sort()).toEqual(Object.values(mineAll).sort());
         expect(hits(csv.body, theirsAll)).toEqual([]);
         const rows = parseCsv(csv.body);
-        // One row per field, each in its category.
+        // The same content as the JSON export: one row per value, named by its JSON path.
+        const cell = (path: string) => rows.find((r) => r[0] === path)?.[1];
+        expect(cell('data.preferences.channels[1]')).toBe('post');
+        expect(cell('data.identity.birthDate')).toBe('1971-03-14');
+        expect(cell('data.contact.postalAddress.country')).toBe('ES');
+        expect(cell('data.contact.postalAddress.lines[0]')).toBe(mine.canaries.line1);
+        expect(cell('format')).toBe('custodia.portal-export');
+        const flat: [string, string][] = [];
+        const walk = (v: unknown, path: string): void => {
+          if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${String(i)}]`));
+          else if (v !== null && typeof v === 'object')
+            for (const [k, x] of Object.entries(v)) walk(x, path === '' ? k : `${path}.${k}`);
+          else flat.push([path, v === null ? '' : String(v as string | number | boolean)]);
+        };
+        walk(exported, '');
+        // exportedAt is the time of each request; everything else is the same.
+        const unquote = (v: string) => (/^'[=+\-@]/.test(v) ? v.slice(1) : v);
         expect(
           rows
             .slice(1)
-            .map((r) => `${r[0] ?? ''}.${r[1] ?? ''}`)
+            .filter((r) => r[0] !== 'exportedAt')
+            .map((r) => [r[0] ?? '', unquote(r[1] ?? '')])
             .sort(),
-        ).toEqual([
-          'contact.email',
-          'contact.phone',
-          'contact.postalAddress',
-          'identity.birthDate',
-          'identity.familyName',
-          'identity.givenName',
-          'preferences.channels',
-          'preferences.interests',
-        ]);
-        const cell = (field: string) => rows.find((r) => r[1] === field)?.[2];
-        expect(cell('channels')).toBe('sms; post');
-        expect(cell('birthDate')).toBe('1971-03-14');
-        expect(cell('country')).toBeUndefined();
-        expect(cell('postalAddress')).toContain('"country":"ES"');
+        ).toEqual(flat.filter(([p]) => p !== 'exportedAt').sort());
+        for (const path of [
+          'categories[0].purposes[0].lawfulBasis',
+          'categories[0].purposes[0].retentionDays',
+          'categories[0].sources[0]',
+          'categories[0].recipients[0].description',
+          'consents[0].state',
+          'contactPoints.email.verifiedAt',
+        ]) {
+          expect(cell(path), path).toBeDefined();
+        }
       });
 
       it('quotes CSV cells a spreadsheet would run as formulas, and keeps the JSON values as they are', async () => {
@@ -702,16 +713,17 @@ forEachDialect((dialect) => {
         const csv = await get('/api/v1/portal/me/export?format=csv', portal);
         expect(csv.statusCode, csv.body).toBe(200);
         const rows = parseCsv(csv.body);
-        const cell = (field: string) => rows.find((r) => r[1] === field)?.[2];
+        const cell = (path: string) => rows.find((r) => r[0] === path)?.[1];
         // Each cell that would start with = @ - + starts with an apostrophe instead.
-        expect(cell('givenName')).toBe(`'${givenName}`);
-        expect(cell('familyName')).toBe(`'${familyName}`);
-        expect(cell('interests')).toBe(`'${interest}; plain${tag}`);
-        expect(cell('phone')).toBe(`'${phone.e164}`);
-        expect(cell('email')).toBe(email);
+        expect(cell('data.identity.givenName')).toBe(`'${givenName}`);
+        expect(cell('data.identity.familyName')).toBe(`'${familyName}`);
+        expect(cell('data.preferences.interests[0]')).toBe(`'${interest}`);
+        expect(cell('data.preferences.interests[1]')).toBe(`plain${tag}`);
+        expect(cell('data.contact.phone')).toBe(`'${phone.e164}`);
+        expect(cell('data.contact.email')).toBe(email);
         for (const row of rows) for (const c of row) expect(c).not.toMatch(/^[=+\-@]/);
         // The quotes and the comma inside the name are escaped, not cell breaks.
-        expect(rows.every((r) => r.length === 6)).toBe(true);
+        expect(rows.every((r) => r.length === 2)).toBe(true);
         const json = await get('/api/v1/portal/me/export?format=json', portal);
         expect(
           json.json<{ data: { identity: { givenName: string; familyName: string } } }>().data
