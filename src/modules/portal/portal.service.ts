@@ -357,7 +357,7 @@ function leaves(value: unknown, path: string, out: [string, string][]): [string,
   } else if (value !== null && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) leaves(v, path === '' ? k : `${path}.${k}`, out);
   } else if (value !== undefined) {
-    out.push([path, value === null ? '' : String(value as string | number | boolean)]);
+    out.push([path, value === null ? '' : String(value)]);
   }
   return out;
 }
