@@ -18,8 +18,17 @@ import {
   staffRoutes,
   type Role,
 } from '../src/modules/staff/index.js';
-import { rolePermissions } from '../src/modules/staff/staff.permissions.js';
-import { hasBreakGlassGrant, hasTaskGrant, taskRoutes } from '../src/modules/tasks/index.js';
+import {
+  grantableRoles,
+  roleAllows,
+  rolePermissions,
+} from '../src/modules/staff/staff.permissions.js';
+import {
+  customersWithOpenTasks,
+  hasBreakGlassGrant,
+  hasTaskGrant,
+  taskRoutes,
+} from '../src/modules/tasks/index.js';
 import { ensureWorkspace } from '../src/modules/workspaces/index.js';
 import {
   authHeader,
@@ -99,6 +108,8 @@ function routeKey(method: string, url: string): string {
   return `${method.toUpperCase()} ${url}`;
 }
 
+const grants = { hasTaskGrant, hasBreakGlassGrant, customersWithOpenTasks };
+
 const noSender = {
   send: () => Promise.resolve(),
   forget: () => Promise.resolve(0),
@@ -120,7 +131,7 @@ function allRoutes(rt: TestRuntime): RouteDefinition[] {
     ...customerRoutes(
       ctx,
       { settle: () => Promise.resolve(), destroyedKeyIds: shreddedKeyIds },
-      { hasTaskGrant, hasBreakGlassGrant },
+      grants,
     ),
     ...taskRoutes(ctx),
     ...agreementRoutes(ctx),
@@ -130,7 +141,7 @@ function allRoutes(rt: TestRuntime): RouteDefinition[] {
     ...auditRoutes(ctx),
     ...subjectRequestRoutes(ctx),
     ...portalRoutes(ctx, portalDeps),
-    ...changeRequestRoutes(ctx, portalDeps, { hasTaskGrant, hasBreakGlassGrant }),
+    ...changeRequestRoutes(ctx, portalDeps, grants),
   ];
 }
 
@@ -585,7 +596,8 @@ forEachDialect((dialect) => {
             const code = res.statusCode >= 400 ? res.json<ErrorBody>().error.code : undefined;
 
             if (res.statusCode >= 500) fail('server error');
-            if ([401, 403, 404].includes(res.statusCode)) {
+            // Any refusal or failure, whatever its status, carries no personal value.
+            if (res.statusCode >= 400) {
               counts.refused += 1;
               const leaked = hasAny(res.body, allCanaries);
               if (leaked.length > 0) fail(`refusal carries personal values ${leaked.join(',')}`);
@@ -735,6 +747,227 @@ forEachDialect((dialect) => {
           session: own.member.session,
         });
         expect(foreignClose.statusCode).toBe(404);
+      });
+    });
+
+    /**
+     * Every route of `customers:read` × every role, as a staff session (cookie, CSRF, after the
+     * second factor) × which task the read names × whose workspace the customer is in.
+     */
+    describe('customer reads by staff session × task × workspace, generated', () => {
+      type TaskSide = 'own' | 'colleague' | 'foreign' | 'none';
+      const taskSides: readonly TaskSide[] = ['own', 'colleague', 'foreign', 'none'];
+
+      interface Target {
+        readonly id: string;
+        readonly email: string;
+        /** givenName, email, interest: the first two are what `loyalty_program` reads. */
+        readonly canaries: readonly string[];
+      }
+
+      interface ReadBody {
+        id: string;
+        access?: string;
+        identity?: object;
+        contact?: object;
+        preferences?: object;
+        masked?: object;
+      }
+
+      /**
+       * Whether a member of the role can hold a task. `checkAssignee` in
+       * src/modules/tasks/tasks.service.ts accepts as assignee only an active member whose role
+       * has `customers:read`: for the other roles (admin, marketer, auditor) an "own task" cannot
+       * exist (opening one is refused with 400, asserted below), so that cell is skipped. Their
+       * other cells are refused with 403 by the route's permission before any task is looked at.
+       */
+      const holdsTasks = (role: Role) => rolePermissions[role].includes('customers:read');
+
+      let readRoutes: RouteDefinition[];
+      const members = new Map<Role, Member>();
+      /** Each task-holding member's own open task, for `ownCustomer` and `loyalty_program`. */
+      const ownTasks = new Map<Role, string>();
+      let ownCustomer: Target;
+      let foreignCustomer: Target;
+      /** An open task for `ownCustomer`, assigned to another member of the own workspace. */
+      let colleagueTask: string;
+      /** An open task of the other workspace, for `foreignCustomer`, assigned to its member. */
+      let foreignTask: string;
+
+      async function target(world: { agentToken: string }, tag: string): Promise<Target> {
+        const c = await newCustomer(world, unique(tag));
+        return { id: c.id, email: c.canaries[1] ?? '', canaries: c.canaries };
+      }
+
+      beforeAll(async () => {
+        readRoutes = routes.filter((r) => r.permission === 'customers:read');
+        ownCustomer = await target(own, 'Sess');
+        foreignCustomer = await target(foreign, 'Fsess');
+        // Each member is invited by a role that may grant theirs (`grantableRoles`).
+        for (const role of roles) {
+          const granter = roles.find((g) => grantableRoles[g].includes(role));
+          if (granter === undefined) throw new Error(`no role grants ${role}`);
+          members.set(role, await newMember(tokens.get(granter) ?? '', 'default', role));
+        }
+        const colleague = await newMember(tokens.get('privacy_officer') ?? '', 'default', 'agent');
+        colleagueTask = await newTask(own.agentToken, ownCustomer.id, colleague.id);
+        foreignTask = await newTask(foreign.agentToken, foreignCustomer.id, foreign.member.id);
+        for (const [role, member] of members) {
+          if (holdsTasks(role)) {
+            ownTasks.set(role, await newTask(own.agentToken, ownCustomer.id, member.id));
+          } else {
+            const res = await expectStatus(
+              send(
+                'POST',
+                '/api/v1/tasks',
+                { token: own.agentToken },
+                taskBody(ownCustomer.id, member.id),
+              ),
+              400,
+            );
+            expect(res.json<ErrorBody>().error).toMatchObject({
+              code: 'invalid_input',
+              fields: ['body.assigneeId'],
+            });
+          }
+        }
+      });
+
+      /** The request of one cell; a new `customers:read` route needs its request added here. */
+      function readRequest(route: RouteDefinition, customer: Target, taskId: string | undefined) {
+        const key = routeKey(route.method, route.url);
+        if (key === 'GET /api/v1/customers/:id') {
+          const task = taskId === undefined ? '' : `&taskId=${taskId}`;
+          return {
+            method: 'GET' as const,
+            path: `/api/v1/customers/${customer.id}?purpose=loyalty_program${task}`,
+            body: undefined,
+          };
+        }
+        if (key === 'POST /api/v1/customers/search') {
+          return {
+            method: 'POST' as const,
+            path: route.url,
+            body: {
+              email: customer.email,
+              purpose: 'loyalty_program',
+              ...(taskId === undefined ? {} : { taskId }),
+            },
+          };
+        }
+        throw new Error(`no request for ${key}`);
+      }
+
+      function taskFor(role: Role, side: TaskSide): string | undefined {
+        switch (side) {
+          case 'own':
+            return ownTasks.get(role);
+          case 'colleague':
+            return colleagueTask;
+          case 'foreign':
+            return foreignTask;
+          case 'none':
+            return undefined;
+        }
+      }
+
+      /** The customers a response names: the one read, or the search's items. */
+      function customersOf(res: LightMyRequestResponse): ReadBody[] | undefined {
+        if (res.statusCode !== 200) return undefined;
+        const body = res.json<ReadBody | { items: ReadBody[] }>();
+        return 'items' in body ? body.items : [body];
+      }
+
+      it('answers every customers:read route × role × task × workspace as the rules say', async () => {
+        const failures: string[] = [];
+        const counts = { cells: 0, forbidden: 0, granted: 0, masked: 0, foreign: 0 };
+        const allCanaries = [...ownCustomer.canaries, ...foreignCustomer.canaries];
+        const foreignSecrets = [...foreignCustomer.canaries, foreignCustomer.id, foreignTask];
+        expect(readRoutes.length).toBeGreaterThan(0);
+        for (const route of readRoutes) {
+          const key = routeKey(route.method, route.url);
+          for (const role of roles) {
+            const member = members.get(role);
+            if (member === undefined) throw new Error(`no member of ${role}`);
+            const allowed = route.permission !== 'public' && roleAllows(role, route.permission);
+            for (const taskSide of taskSides) {
+              // See `holdsTasks`: no task can be assigned to this role.
+              if (taskSide === 'own' && !holdsTasks(role)) continue;
+              for (const side of ['own', 'foreign'] as const) {
+                const customer = side === 'own' ? ownCustomer : foreignCustomer;
+                const req = readRequest(route, customer, taskFor(role, taskSide));
+                const res = await send(req.method, req.path, { session: member.session }, req.body);
+                counts.cells += 1;
+                const cell = `${key} as ${role} session, ${taskSide} task, ${side} customer -> ${res.statusCode} ${res.body.slice(0, 200)}`;
+                const fail = (why: string) => failures.push(`${why}: ${cell}`);
+                const granted = allowed && side === 'own' && taskSide === 'own';
+                // Personal values come back in the granted cell only, and only the own ones.
+                const leaked = hasAny(res.body, granted ? foreignCustomer.canaries : allCanaries);
+                if (leaked.length > 0) fail(`personal values in the response ${leaked.join(',')}`);
+                const seen = hasAny(res.body, foreignSecrets);
+                if (seen.length > 0) fail(`foreign values in the response ${seen.join(',')}`);
+                const found = customersOf(res);
+
+                if (!allowed) {
+                  counts.forbidden += 1;
+                  const code = res.statusCode >= 400 ? res.json<ErrorBody>().error.code : '';
+                  if (res.statusCode !== 403 || code !== 'forbidden')
+                    fail('expected 403 forbidden');
+                  continue;
+                }
+                if (side === 'foreign') {
+                  counts.foreign += 1;
+                  // A read of another workspace's customer is not found; a search finds nothing.
+                  if (found === undefined) {
+                    if (res.statusCode !== 404) fail('expected 404 for a foreign customer');
+                  } else if (!('items' in res.json<object>()) || found.length > 0) {
+                    fail('foreign customer served');
+                  }
+                  continue;
+                }
+                const item = found?.[0];
+                if (found?.length !== 1 || item?.id !== ownCustomer.id) {
+                  fail('expected 200 with the own customer');
+                  continue;
+                }
+                if (granted) {
+                  counts.granted += 1;
+                  if (item.access !== 'granted') fail('expected access granted');
+                  const plain = ownCustomer.canaries.slice(0, 2);
+                  const shown = hasAny(res.body, plain);
+                  if (shown.length !== plain.length) fail('expected the plain values');
+                  // The interest is a preference, which `loyalty_program` does not read.
+                  if (hasAny(res.body, ownCustomer.canaries.slice(2)).length > 0) {
+                    fail('values outside the purpose');
+                  }
+                } else {
+                  counts.masked += 1;
+                  if (item.access !== 'masked') fail('expected access masked');
+                  if (
+                    item.identity !== undefined ||
+                    item.contact !== undefined ||
+                    item.preferences !== undefined ||
+                    item.masked === undefined
+                  ) {
+                    fail('expected the masked values only');
+                  }
+                }
+              }
+            }
+          }
+        }
+        expect(failures).toEqual([]);
+        // Per route: each role × (4 task sides, 3 without "own" for a role holding no task) × 2.
+        const holders = roles.filter(holdsTasks).length;
+        const perRoute = (holders * taskSides.length + (roles.length - holders) * 3) * 2;
+        expect(counts.cells).toBe(readRoutes.length * perRoute);
+        // One granted cell per route and task-holding role; the rest of theirs split between
+        // masked (own customer) and foreign.
+        expect(counts.granted).toBe(readRoutes.length * holders);
+        expect(counts.masked).toBe(readRoutes.length * holders * (taskSides.length - 1));
+        expect(counts.foreign).toBe(readRoutes.length * holders * taskSides.length);
+        expect(counts.forbidden).toBe(readRoutes.length * (roles.length - holders) * 3 * 2);
+        console.info(`session read matrix on ${dialect}: ${JSON.stringify(counts)}`);
       });
     });
   });

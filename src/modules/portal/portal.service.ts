@@ -350,6 +350,12 @@ function csvCell(value: string): string {
   return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
+function scalarText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return '';
+}
+
 /** Every leaf of a JSON value as `[path, text]`: `data.identity.givenName`, `consents[0].state`. */
 function leaves(value: unknown, path: string, out: [string, string][]): [string, string][] {
   if (Array.isArray(value)) {
@@ -357,7 +363,7 @@ function leaves(value: unknown, path: string, out: [string, string][]): [string,
   } else if (value !== null && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) leaves(v, path === '' ? k : `${path}.${k}`, out);
   } else if (value !== undefined) {
-    out.push([path, value === null ? '' : String(value)]);
+    out.push([path, scalarText(value)]);
   }
   return out;
 }

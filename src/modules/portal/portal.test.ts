@@ -663,7 +663,7 @@ forEachDialect((dialect) => {
           if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${String(i)}]`));
           else if (v !== null && typeof v === 'object')
             for (const [k, x] of Object.entries(v)) walk(x, path === '' ? k : `${path}.${k}`);
-          else flat.push([path, v === null ? '' : String(v)]);
+          else flat.push([path, v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v)]);
         };
         walk(exported, '');
         // exportedAt is the time of each request; everything else is the same.
