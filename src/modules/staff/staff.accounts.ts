@@ -59,18 +59,25 @@ function emailDigest(ctx: Pick<AppContext, 'blindIndex'>, workspaceId: string, e
 
 /** 12 to 128 characters and not one of the 30,000 most common passwords. */
 export function checkPassword(password: string, field: string): void {
+  const refusal = passwordRefusal(password, field);
+  if (refusal !== undefined) throw refusal;
+}
+
+/** Why a password is refused (as the error to throw), or undefined when it is acceptable. */
+function passwordRefusal(password: string, field: string): DomainError | undefined {
   // Counted in code points, as a person counts characters.
   const length = Array.from(password).length;
   if (length < 12 || length > 128) {
-    throw new DomainError('password_rejected', 'A password has 12 to 128 characters.', {
+    return new DomainError('password_rejected', 'A password has 12 to 128 characters.', {
       fields: [field],
     });
   }
   if (commonPasswords.has(password.toLowerCase())) {
-    throw new DomainError('password_rejected', 'This password is too common.', {
+    return new DomainError('password_rejected', 'This password is too common.', {
       fields: [field],
     });
   }
+  return undefined;
 }
 
 function opaqueToken(prefix: string): string {
@@ -171,7 +178,6 @@ export async function acceptInvitation(
   input: { token: string; password: string },
   requestId: string | null,
 ): Promise<{ staffId: string }> {
-  checkPassword(input.password, 'body.password');
   const invitation = await ctx.data.read(EVERY_WORKSPACE, (db) =>
     // Found by its token's hash before its workspace is known.
     store.findInvitationByHash(db, sha256Hex(input.token)),
@@ -192,13 +198,32 @@ export async function acceptInvitation(
     }
     throw new DomainError('invitation_invalid', 'This invitation is not valid any more.');
   }
+  const refusal = passwordRefusal(input.password, 'body.password');
+  if (refusal !== undefined) {
+    // The invitation stays usable: the new member tries another password.
+    await recordAudit(ctx, anonymous(invitation.workspace_id, requestId), {
+      action: 'staff.invitation.accept',
+      fields: [`staff:${invitation.staff_id}`],
+      outcome: 'denied',
+      reason: 'password_rejected',
+    });
+    throw refusal;
+  }
   const hash = await hashPassword(input.password);
   const ws = invitation.workspace_id;
   const accepted = await ctx.data.batch.run(ws, async (scope) => {
     const account = await store.findAccount(scope.trx, ws, invitation.staff_id);
     // A member disabled before accepting stays disabled: the invitation died with them.
-    if (account?.status !== 'invited') return false;
-    if ((await store.useInvitation(scope.trx, ws, invitation.id, now.toISOString())) === 0) {
+    const usable =
+      account?.status === 'invited' &&
+      (await store.useInvitation(scope.trx, ws, invitation.id, now.toISOString())) > 0;
+    if (!usable) {
+      await appendAudit(ctx, scope, anonymous(ws, requestId), {
+        action: 'staff.invitation.accept',
+        fields: [`staff:${invitation.staff_id}`],
+        outcome: 'denied',
+        reason: account?.status === 'invited' ? 'used' : `status:${account?.status ?? 'gone'}`,
+      });
       return false;
     }
     await store.updateAccount(scope.trx, ws, invitation.staff_id, {
@@ -355,6 +380,7 @@ export interface SessionPrincipal {
 export async function authenticateSession(
   ctx: AppContext,
   token: string,
+  requestId: string | null = null,
 ): Promise<SessionPrincipal | undefined> {
   if (!/^sess_[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
   const now = ctx.clock.now();
@@ -364,10 +390,34 @@ export async function authenticateSession(
   );
   if (row === undefined) return undefined;
   const at = now.toISOString();
-  if (row.expires_at <= at || addMinutes(new Date(row.last_seen_at), SESSION_IDLE_MINUTES) <= at) {
+  const over =
+    row.expires_at <= at
+      ? 'session_expired'
+      : addMinutes(new Date(row.last_seen_at), SESSION_IDLE_MINUTES) <= at
+        ? 'session_idle'
+        : row.status !== 'active'
+          ? `status:${row.status}`
+          : undefined;
+  if (over !== undefined) {
+    // The session is over: it ends now, and this attempt to use it is audited (once: from now
+    // on the token is unknown, like a tampered one, which names no workspace to audit in).
+    await ctx.data.batch.run(row.workspace_id, async (scope) => {
+      await store.revokeSessions(scope.trx, row.workspace_id, row.staff_id, at, row.id);
+      const actor: Actor = {
+        type: 'staff',
+        id: row.staff_id,
+        role: row.role,
+        workspaceId: row.workspace_id,
+        requestId,
+      };
+      await appendAudit(ctx, scope, actor, {
+        action: 'access.denied',
+        outcome: 'denied',
+        reason: over,
+      });
+    });
     return undefined;
   }
-  if (row.status !== 'active') return undefined;
   if (now.getTime() - new Date(row.last_seen_at).getTime() > 60_000) {
     await ctx.data.batch.run(row.workspace_id, ({ trx }) =>
       store.touchSession(trx, row.workspace_id, row.id, at),

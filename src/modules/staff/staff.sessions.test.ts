@@ -274,7 +274,7 @@ forEachDialect((dialect) => {
       });
 
       it('refuses a tampered token, and a refused password does not use the invitation up', async () => {
-        const { invitationToken } = await invitation();
+        const { id, invitationToken } = await invitation();
         const last = invitationToken.slice(-1);
         const forged = invitationToken.slice(0, -1) + (last === 'x' ? 'y' : 'x');
         const res = await accept(forged, uniquePassword());
@@ -284,6 +284,13 @@ forEachDialect((dialect) => {
         const weak = await accept(invitationToken, 'short');
         expect(weak.statusCode).toBe(400);
         expect(errorOf(weak).code).toBe('password_rejected');
+        expect(await auditOf(id)).toContainEqual(
+          expect.objectContaining({
+            action: 'staff.invitation.accept',
+            outcome: 'denied',
+            reason: 'password_rejected',
+          }),
+        );
         expect((await accept(invitationToken, uniquePassword())).statusCode).toBe(200);
       });
 
@@ -303,6 +310,13 @@ forEachDialect((dialect) => {
         expect(res.statusCode).toBe(400);
         expect(errorOf(res).code).toBe('invitation_invalid');
         expect((await login(email, password)).statusCode).toBe(401);
+        expect(await auditOf(id)).toContainEqual(
+          expect.objectContaining({
+            action: 'staff.invitation.accept',
+            outcome: 'denied',
+            reason: 'status:disabled',
+          }),
+        );
       });
     });
 
@@ -593,6 +607,13 @@ forEachDialect((dialect) => {
         expect(idle.statusCode).toBe(401);
         expect(errorOf(idle).code).toBe('unauthenticated');
         expect((await whoAmI(member.session)).statusCode).toBe(401);
+        // The use of an idle session is audited once; the session has ended, so later tries
+        // are unknown tokens (logged, not audited: they name no workspace).
+        const denials = (await auditOf(member.id)).filter(
+          (e) => e.action === 'access.denied' && e.reason === 'session_idle',
+        );
+        expect(denials).toHaveLength(1);
+        expect(denials[0]).toMatchObject({ actor_type: 'staff', outcome: 'denied' });
       });
 
       it(`keeps an active session alive until ${SESSION_ABSOLUTE_HOURS} hours after login`, async () => {
@@ -609,6 +630,13 @@ forEachDialect((dialect) => {
         const expired = await purposes(member.session);
         expect(expired.statusCode).toBe(401);
         expect(errorOf(expired).code).toBe('unauthenticated');
+        expect(await auditOf(member.id)).toContainEqual(
+          expect.objectContaining({
+            action: 'access.denied',
+            outcome: 'denied',
+            reason: 'session_expired',
+          }),
+        );
       });
 
       it('logout clears the cookie and ends that session only', async () => {

@@ -164,7 +164,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       }
     } else {
       const cookie = readSessionCookie(request.headers.cookie);
-      const session = cookie === undefined ? undefined : await authenticateSession(ctx, cookie);
+      const session =
+        cookie === undefined ? undefined : await authenticateSession(ctx, cookie, request.id);
       if (session !== undefined) {
         actor = {
           type: 'staff',
