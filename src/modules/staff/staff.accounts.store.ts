@@ -264,6 +264,20 @@ export async function reserveSourceAttempt(
   return row.failures;
 }
 
+export async function countSourceFailures(
+  db: Kysely<DataDb>,
+  source: string,
+  windowStart: string,
+): Promise<number> {
+  const row = await db
+    .selectFrom('login_throttle')
+    .select('failures')
+    .where('source', '=', source)
+    .where('window_start', '=', windowStart)
+    .executeTakeFirst();
+  return row?.failures ?? 0;
+}
+
 export async function releaseSourceAttempt(
   db: Kysely<DataDb>,
   source: string,

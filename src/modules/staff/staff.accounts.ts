@@ -297,15 +297,22 @@ export async function login(
     });
     throw new DomainError('rate_limited', 'Too many failed logins; try again later.');
   }
-  const account = await ctx.data.read(ws, (db) =>
-    store.findByEmailDigest(db, ws, emailDigest(ctx, ws, input.email)),
-  );
+  const digest = emailDigest(ctx, ws, input.email);
+  const account = await ctx.data.read(ws, (db) => store.findByEmailDigest(db, ws, digest));
   const passwordOk = await verifyPassword(
     account?.password_hash ?? (await decoyPasswordHash()),
     input.password,
   );
-  const locked = account?.locked_until != null && account.locked_until > now.toISOString();
-  const ok = account !== undefined && account.status === 'active' && passwordOk && !locked;
+  // An address with no active account is locked out like an account after as many failures,
+  // so that the lockout does not tell which addresses have one. Its failures are counted per
+  // window under the address's keyed digest.
+  const active = account !== undefined && account.status === 'active';
+  const pseudo = `email:${digest}`;
+  const locked = active
+    ? account.locked_until !== null && account.locked_until > now.toISOString()
+    : (await ctx.data.read(ws, (db) => store.countSourceFailures(db, pseudo, windowStart))) >=
+      LOCKOUT_AFTER;
+  const ok = active && passwordOk && !locked;
   const token = opaqueToken('sess_');
   const csrfToken = secureRandom(32).toString('base64url');
   const expiresAt = addMinutes(now, SESSION_ABSOLUTE_HOURS * 60);
@@ -321,19 +328,18 @@ export async function login(
             requestId: origin.requestId,
           };
     if (!ok) {
-      if (account !== undefined && !locked && account.status === 'active') {
-        await countFailure(ctx, scope.trx, account, now);
-      }
+      if (active && !locked) await countFailure(ctx, scope.trx, account, now);
+      if (!active && !locked) await store.reserveSourceAttempt(scope.trx, pseudo, windowStart);
       await appendAudit(ctx, scope, actor, {
         action: 'staff.login',
         outcome: 'denied',
         reason:
           account === undefined
             ? 'unknown_email'
-            : locked
-              ? 'locked'
-              : account.status !== 'active'
-                ? `status:${account.status}`
+            : !active
+              ? `status:${account.status}`
+              : locked
+                ? 'locked'
                 : 'wrong_password',
       });
       return;

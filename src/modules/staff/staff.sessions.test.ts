@@ -421,6 +421,32 @@ forEachDialect((dialect) => {
         expect((await login(member.email, member.password, from)).statusCode).toBe(200);
       });
 
+      it('locks out an address without an active account alike, so the lockout tells nothing', async () => {
+        const member = await newMember();
+        const disabled = await newMember();
+        const off = await rt.app.inject({
+          method: 'PATCH',
+          url: `/api/v1/staff/${disabled.id}`,
+          headers: authHeader(admin),
+          payload: { status: 'disabled' },
+        });
+        expect(off.statusCode, off.body).toBe(200);
+        const addresses = [member.email, uniqueEmail(), disabled.email];
+        const answers = new Map(addresses.map((email) => [email, [] as string[]]));
+        for (const [i, email] of addresses.entries()) {
+          const from = { remoteAddress: `198.51.100.${String(40 + i)}` };
+          for (let n = 0; n <= LOCKOUT_AFTER; n += 1) {
+            const res = await login(email, 'wrong password!', from);
+            answers.get(email)?.push(`${String(res.statusCode)} ${errorOf(res).code}`);
+          }
+        }
+        const expected = [
+          ...Array.from({ length: LOCKOUT_AFTER }, () => '401 login_failed'),
+          '429 account_locked',
+        ];
+        for (const email of addresses) expect(answers.get(email), email).toEqual(expected);
+      });
+
       it('starts the count again once a sign-in completes with the second factor', async () => {
         const member = await newMember();
         const from = { remoteAddress: '198.51.100.2' };
