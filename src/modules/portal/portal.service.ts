@@ -596,7 +596,10 @@ export async function accessLog(ctx: AppContext, actor: Actor) {
 
 /** The receipt's signed text: a fixed prefix and the canonical JSON (sorted keys). */
 export function receiptMessage(receipt: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(Object.entries(receipt).sort(([a], [b]) => a.localeCompare(b)));
+  // Keys in code-unit order (not the locale's), as any verifier can reproduce.
+  const sorted = Object.fromEntries(
+    Object.entries(receipt).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  );
   return `custodia-erasure-receipt-v1\n${JSON.stringify(sorted)}`;
 }
 

@@ -458,6 +458,21 @@ forEachDialect((dialect) => {
         expect((await get('/api/v1/portal/me', second)).statusCode).toBe(401);
       });
 
+      it('ends a session two hours after it opened, however busy', async () => {
+        const { canaries } = await newCustomer();
+        const portal = await signIn(canaries.email);
+        for (let minutes = 0; minutes < 110; minutes += 10) {
+          clock.advance(10 * 60_000);
+          expect((await get('/api/v1/portal/me', portal)).statusCode, String(minutes)).toBe(200);
+        }
+        clock.advance(9 * 60_000);
+        expect((await get('/api/v1/portal/me', portal)).statusCode).toBe(200);
+        clock.advance(60_000);
+        const ended = await get('/api/v1/portal/me', portal);
+        expect(ended.statusCode).toBe(401);
+        expect(errorCode(ended)).toBe('unauthenticated');
+      });
+
       it('refuses a write without the CSRF token', async () => {
         const { canaries } = await newCustomer();
         const portal = await signIn(canaries.email);
@@ -1068,7 +1083,18 @@ forEachDialect((dialect) => {
             items: { purpose: string; name: string; state: string; canWithdraw: boolean }[];
           }>()
           .items.find((p) => p.purpose === 'personalized_offers');
-        expect(offers).toMatchObject({ state: 'active', canWithdraw: true });
+        expect(offers).toMatchObject({
+          state: 'active',
+          canWithdraw: true,
+          notice:
+            'Usamos tus datos de contacto y preferencias para enviarte las ofertas que pediste, cuando las quieres.',
+        });
+        const inEnglish = (await get('/api/v1/portal/consents?language=en', portal))
+          .json<{ items: { purpose: string; notice: string }[] }>()
+          .items.find((p) => p.purpose === 'personalized_offers');
+        expect(inEnglish?.notice).toBe(
+          'We use your contact details and preferences to send offers you asked for, when you want them.',
+        );
         expect(offers?.name).not.toBe(
           (await get('/api/v1/portal/consents?language=en', portal))
             .json<{ items: { purpose: string; name: string }[] }>()
@@ -1225,6 +1251,15 @@ forEachDialect((dialect) => {
         const keys = await get('/api/v1/portal/keys?workspace=default');
         const publicKey = keys.json<{ publicKey: string }>().publicKey;
         expect(verifySignature(publicKey, receiptMessage(body.receipt), body.signature)).toBe(true);
+        // Rebuilt from the README's description alone: the prefix, then the receipt's JSON with
+        // its keys sorted.
+        const keysSorted = Object.fromEntries(
+          Object.keys(body.receipt)
+            .sort()
+            .map((k) => [k, body.receipt[k]]),
+        );
+        const independent = `custodia-erasure-receipt-v1\n${JSON.stringify(keysSorted)}`;
+        expect(verifySignature(publicKey, independent, body.signature)).toBe(true);
         const forged = { ...body.receipt, categories: ['identity'] };
         expect(verifySignature(publicKey, receiptMessage(forged), body.signature)).toBe(false);
         // The session ended, and the address finds nothing any more.
