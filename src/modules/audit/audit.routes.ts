@@ -12,7 +12,7 @@ const entryDto = z.object({
   action: z.string(),
   customerId: z.string().nullable(),
   purpose: z.string().nullable(),
-  fields: z.array(z.string()),
+  fields: z.array(z.string()).readonly(),
   outcome: z.string(),
   reason: z.string().nullable(),
   requestId: z.string().nullable(),

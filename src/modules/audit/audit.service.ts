@@ -201,21 +201,7 @@ async function verifyIn(
       if (page.length === 0) break;
       for (const row of page) {
         if (row.seq !== expectedSeq) return bad(expectedSeq, 'entry missing or out of order');
-        const entry: ChainedEntry = {
-          workspaceId: row.workspace_id,
-          seq: row.seq,
-          at: row.at,
-          actorType: row.actor_type,
-          actorId: row.actor_id,
-          actorRole: row.actor_role,
-          action: row.action,
-          customerId: row.customer_id,
-          purpose: row.purpose,
-          fields: parseFields(row.fields),
-          outcome: row.outcome,
-          reason: row.reason,
-          requestId: row.request_id,
-        };
+        const entry = chainedEntryOf(row);
         if (row.prev_hash !== prevHash) return bad(row.seq, 'link to the previous entry is broken');
         if (entryHash(prevHash, entry) !== row.hash)
           return bad(row.seq, 'entry content does not match its hash');
@@ -243,19 +229,7 @@ async function verifyIn(
 }
 
 /** One entry as the audit API shows it: ids, names and outcomes, never a personal value. */
-export interface AuditEntryView {
-  readonly seq: number;
-  readonly at: string;
-  readonly actorType: string;
-  readonly actorId: string;
-  readonly actorRole: string | null;
-  readonly action: string;
-  readonly customerId: string | null;
-  readonly purpose: string | null;
-  readonly fields: string[];
-  readonly outcome: string;
-  readonly reason: string | null;
-  readonly requestId: string | null;
+export interface AuditEntryView extends ChainedEntry {
   readonly hash: string;
 }
 
@@ -300,8 +274,10 @@ export async function customerAuditEntries(
   }
 }
 
-function toEntryView(row: AuditEntryTable): AuditEntryView {
+/** A stored row as the chain hashes it. */
+function chainedEntryOf(row: AuditEntryTable): ChainedEntry {
   return {
+    workspaceId: row.workspace_id,
     seq: row.seq,
     at: row.at,
     actorType: row.actor_type,
@@ -314,8 +290,11 @@ function toEntryView(row: AuditEntryTable): AuditEntryView {
     outcome: row.outcome,
     reason: row.reason,
     requestId: row.request_id,
-    hash: row.hash,
   };
+}
+
+function toEntryView(row: AuditEntryTable): AuditEntryView {
+  return { ...chainedEntryOf(row), hash: row.hash };
 }
 
 function parseFields(text: string): string[] {
