@@ -1,7 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../src/platform/context.js';
-import { totpCode } from '../src/platform/crypto/index.js';
 import { healthRoutes } from '../src/platform/http/health.js';
 import type { RouteDefinition } from '../src/platform/http/route.js';
 import { agreementRoutes } from '../src/modules/agreements/index.js';
@@ -37,6 +36,7 @@ import {
   TestClock,
   type TestRuntime,
 } from '../src/testing/harness.js';
+import { newStaffMember, type StaffSession } from '../src/testing/staff.js';
 
 /**
  * Every route × every role (and no credential at all) × own or foreign workspace, generated
@@ -52,14 +52,9 @@ interface ErrorBody {
   error: { code: string; message: string; requestId: string; fields?: string[] };
 }
 
-interface Session {
-  readonly cookie: string;
-  readonly csrf: string;
-}
-
 interface Member {
   readonly id: string;
-  readonly session: Session;
+  readonly session: StaffSession;
 }
 
 /** The ids a request can name, in one workspace. */
@@ -82,7 +77,6 @@ interface World {
 
 const callers: readonly Caller[] = [...roles, 'none'];
 const DAY = 24 * 60 * 60_000;
-const TOTP_STEP = 30_000;
 
 let seq = 0;
 function unique(prefix: string): string {
@@ -145,13 +139,6 @@ function allRoutes(rt: TestRuntime): RouteDefinition[] {
   ];
 }
 
-function setCookieOf(res: LightMyRequestResponse): string {
-  const header = res.headers['set-cookie'];
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined) throw new Error(`no Set-Cookie (status ${res.statusCode})`);
-  return value;
-}
-
 function hasAny(body: string, needles: readonly string[]): string[] {
   return needles.filter((n) => body.includes(n));
 }
@@ -168,7 +155,7 @@ forEachDialect((dialect) => {
     function send(
       method: Method,
       url: string,
-      auth: { token?: string; session?: Session },
+      auth: { token?: string; session?: StaffSession },
       payload?: object,
       remoteAddress = '127.0.0.1',
     ) {
@@ -219,46 +206,15 @@ forEachDialect((dialect) => {
     }
 
     /** Invites, accepts, signs in and passes the second factor: a member with a full session. */
-    async function newMember(granter: string, workspace: string, role: Role): Promise<Member> {
-      const email = `${unique('staff')}@example.net`;
-      const password = `correct horse battery ${unique('p')}`;
-      const invited = await expectStatus(
-        send(
-          'POST',
-          '/api/v1/staff',
-          { token: granter },
-          { email, displayName: 'Matrix Member', role },
-        ),
-        201,
-      );
-      const { id, invitationToken } = invited.json<{ id: string; invitationToken: string }>();
-      await expectStatus(
-        send('POST', '/api/v1/auth/invitations/accept', {}, { token: invitationToken, password }),
-        200,
-      );
-      clock.advance(TOTP_STEP);
-      const login = await expectStatus(
-        send('POST', '/api/v1/auth/login', {}, { workspace, email, password }),
-        200,
-      );
-      const token = /^custodia_session=([^;]*)/.exec(setCookieOf(login))?.[1];
-      if (token === undefined) throw new Error('no session cookie');
-      const session = {
-        cookie: `custodia_session=${token}`,
-        csrf: login.json<{ csrfToken: string }>().csrfToken,
-      };
-      const enrol = await expectStatus(send('POST', '/api/v1/auth/mfa/enroll', { session }), 200);
-      const { secret } = enrol.json<{ secret: string }>();
-      await expectStatus(
-        send(
-          'POST',
-          '/api/v1/auth/mfa/verify',
-          { session },
-          { code: totpCode(secret, clock.now()) },
-        ),
-        200,
-      );
-      return { id, session };
+    function newMember(granterToken: string, workspace: string, role: Role): Promise<Member> {
+      return newStaffMember(rt, {
+        role,
+        granterToken,
+        clock,
+        workspace,
+        displayName: 'Matrix Member',
+        stepBeforeLogin: true,
+      });
     }
 
     function taskBody(customerId: string, assigneeId: string) {
@@ -678,7 +634,7 @@ forEachDialect((dialect) => {
     });
 
     describe('customer reads by a staff session need the reader’s own open task', () => {
-      const read = (session: Session, customerId: string, taskId: string) =>
+      const read = (session: StaffSession, customerId: string, taskId: string) =>
         send('GET', `/api/v1/customers/${customerId}?purpose=loyalty_program&taskId=${taskId}`, {
           session,
         });

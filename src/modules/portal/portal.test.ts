@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openField, totpCode, verifySignature } from '../../platform/crypto/index.js';
+import { openField, verifySignature } from '../../platform/crypto/index.js';
 import { readTextOutbox } from '../../platform/sms.js';
 import { startTestSmtpServer, type TestSmtpServer } from '../../testing/smtp.js';
 import {
@@ -11,6 +11,7 @@ import {
   TestClock,
   type TestRuntime,
 } from '../../testing/harness.js';
+import { asStaffSession, newStaffMember } from '../../testing/staff.js';
 import { receiptMessage } from './index.js';
 
 interface Portal {
@@ -231,9 +232,7 @@ forEachDialect((dialect) => {
 
     /** A staff request with a cookie session; writes carry its CSRF token. */
     function asStaff(member: StaffMember, method: 'GET' | 'POST', url: string, payload?: object) {
-      const headers: Record<string, string> = { cookie: member.cookie };
-      if (method !== 'GET') headers['x-csrf-token'] = member.csrf;
-      return rt.app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) });
+      return asStaffSession(rt, member, method, url, payload);
     }
 
     /** Invited by the privacy officer, accepted, signed in and past the second factor. */
@@ -241,45 +240,13 @@ forEachDialect((dialect) => {
       role: 'agent' | 'privacy_officer',
       displayName = `Staff ${unique('Name')}`,
     ): Promise<StaffMember> {
-      const email = `${unique('staff.')}@example.net`;
-      const password = `correct horse battery ${unique('')}`;
-      const invited = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/staff',
-        headers: authHeader(officer),
-        payload: { email, displayName, role },
-      });
-      expect(invited.statusCode, invited.body).toBe(201);
-      const { id, invitationToken } = invited.json<{ id: string; invitationToken: string }>();
-      const accepted = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/auth/invitations/accept',
-        payload: { token: invitationToken, password },
-      });
-      expect(accepted.statusCode, accepted.body).toBe(200);
-      const login = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/auth/login',
-        payload: { email, password },
-      });
-      expect(login.statusCode, login.body).toBe(200);
-      const header = login.headers['set-cookie'];
-      const value = (Array.isArray(header) ? header[0] : header) ?? '';
-      const token = /^custodia_session=([^;]*)/.exec(value)?.[1];
-      if (token === undefined) throw new Error('no session cookie');
-      const member: StaffMember = {
-        id,
+      const { id, session } = await newStaffMember(rt, {
+        role,
+        granterToken: officer,
+        clock,
         displayName,
-        cookie: `custodia_session=${token}`,
-        csrf: login.json<{ csrfToken: string }>().csrfToken,
-      };
-      const enrol = await asStaff(member, 'POST', '/api/v1/auth/mfa/enroll');
-      expect(enrol.statusCode, enrol.body).toBe(200);
-      const verify = await asStaff(member, 'POST', '/api/v1/auth/mfa/verify', {
-        code: totpCode(enrol.json<{ secret: string }>().secret, clock.now()),
       });
-      expect(verify.statusCode, verify.body).toBe(200);
-      return member;
+      return { id, displayName, ...session };
     }
 
     async function openTask(member: StaffMember, customerId: string): Promise<string> {

@@ -9,6 +9,12 @@ import {
   TestClock,
   type TestRuntime,
 } from '../../testing/harness.js';
+import {
+  asStaffSession,
+  inviteStaffMember,
+  logInStaff,
+  type StaffLogin,
+} from '../../testing/staff.js';
 import { roles, type Role } from './staff.permissions.js';
 
 interface ErrorBody {
@@ -22,11 +28,7 @@ interface Member {
   readonly role: Role;
 }
 
-interface Session {
-  readonly cookie: string;
-  readonly csrfToken: string;
-  readonly secondFactor: 'enroll' | 'verify';
-}
+type Session = StaffLogin;
 
 interface Enrolment {
   readonly secret: string;
@@ -84,41 +86,19 @@ forEachDialect((dialect) => {
     });
 
     async function invite(role: Role): Promise<Member> {
-      const email = uniqueEmail(role);
-      const password = `plum-orchard-${seq}-lantern-${role}`;
-      const invited = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/staff',
+      const invited = await inviteStaffMember(rt, {
+        role,
         // Roles that read personal data are granted by a privacy officer, the others by an admin.
-        headers: authHeader(role === 'agent' || role === 'privacy_officer' ? officer : admin),
-        payload: { email, displayName: `Staff ${role}`, role },
+        granterToken: role === 'agent' || role === 'privacy_officer' ? officer : admin,
+        email: uniqueEmail(role),
+        password: `plum-orchard-${seq}-lantern-${role}`,
+        displayName: `Staff ${role}`,
       });
-      expect(invited.statusCode, invited.body).toBe(201);
-      const { id, invitationToken } = invited.json<{ id: string; invitationToken: string }>();
-      const accepted = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/auth/invitations/accept',
-        payload: { token: invitationToken, password },
-      });
-      expect(accepted.statusCode, accepted.body).toBe(200);
-      return { id, email, password, role };
+      return { ...invited, role };
     }
 
-    async function login(member: Member): Promise<Session> {
-      const res = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/auth/login',
-        payload: { email: member.email, password: member.password },
-      });
-      expect(res.statusCode, res.body).toBe(200);
-      const setCookie = res.headers['set-cookie'];
-      const cookies = Array.isArray(setCookie) ? setCookie : [setCookie ?? ''];
-      const cookie = cookies
-        .map((c) => c.split(';')[0] ?? '')
-        .find((c) => c.startsWith('custodia_session='));
-      expect(cookie).toBeDefined();
-      const body = res.json<{ csrfToken: string; secondFactor: 'enroll' | 'verify' }>();
-      return { cookie: cookie ?? '', csrfToken: body.csrfToken, secondFactor: body.secondFactor };
+    function login(member: Member): Promise<Session> {
+      return logInStaff(rt, { email: member.email, password: member.password });
     }
 
     function call(
@@ -127,15 +107,7 @@ forEachDialect((dialect) => {
       url: string,
       payload?: object,
     ): Promise<LightMyRequestResponse> {
-      return rt.app.inject({
-        method,
-        url,
-        headers: {
-          cookie: session.cookie,
-          ...(method === 'GET' ? {} : { 'x-csrf-token': session.csrfToken }),
-        },
-        ...(payload === undefined ? {} : { payload }),
-      });
+      return asStaffSession(rt, session, method, url, payload);
     }
 
     async function enroll(session: Session): Promise<Enrolment> {

@@ -1,6 +1,5 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpCode } from '../../platform/crypto/index.js';
 import {
   authHeader,
   countCanary,
@@ -9,22 +8,18 @@ import {
   TestClock,
   type TestRuntime,
 } from '../../testing/harness.js';
+import { asStaffSession, newStaffMember, type StaffSession } from '../../testing/staff.js';
 import { seedDefaultPurposes } from '../purposes/index.js';
-import { createApiToken } from '../staff/index.js';
+import { createApiToken, type Role } from '../staff/index.js';
 import { ensureWorkspace } from '../workspaces/index.js';
 
 interface ErrorBody {
   error: { code: string; message: string; requestId: string; fields?: string[] };
 }
 
-interface Session {
-  readonly cookie: string;
-  readonly csrf: string;
-}
-
 interface Member {
   readonly id: string;
-  readonly session: Session;
+  readonly session: StaffSession;
 }
 
 type ReviewStatus = 'pending' | 'approved' | 'flagged';
@@ -85,15 +80,6 @@ function errorOf(res: LightMyRequestResponse): ErrorBody['error'] {
   return res.json<ErrorBody>().error;
 }
 
-function sessionOf(res: LightMyRequestResponse): Session {
-  expect(res.statusCode, res.body).toBe(200);
-  const header = res.headers['set-cookie'];
-  const value = Array.isArray(header) ? header[0] : header;
-  const token = value === undefined ? undefined : /^custodia_session=([^;]*)/.exec(value)?.[1];
-  if (token === undefined) throw new Error('no session cookie');
-  return { cookie: `custodia_session=${token}`, csrf: res.json<{ csrfToken: string }>().csrfToken };
-}
-
 function canariesIn(res: LightMyRequestResponse, canaries: Partial<Canaries>): number {
   const body = Buffer.from(res.body, 'utf8');
   return Object.values(canaries).reduce((n, c) => n + countCanary(body, c), 0);
@@ -116,53 +102,21 @@ forEachDialect((dialect) => {
 
     /** A request as a cookie session; writes carry its CSRF token. */
     function asSession(
-      session: Session,
+      session: StaffSession,
       method: 'GET' | 'POST' | 'PATCH',
       url: string,
       payload?: object,
     ) {
-      const headers: Record<string, string> = { cookie: session.cookie };
-      if (method !== 'GET') headers['x-csrf-token'] = session.csrf;
-      return rt.app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) });
+      return asStaffSession(rt, session, method, url, payload);
     }
 
     /** Invites, accepts, signs in and enrols the second factor: a member with a full session. */
-    async function fullMember(
-      role: string,
+    function fullMember(
+      role: Role,
       // Roles that read personal data are granted by a privacy officer, the others by an admin.
-      inviter = role === 'agent' || role === 'privacy_officer' ? officerToken : admin,
+      granterToken = role === 'agent' || role === 'privacy_officer' ? officerToken : admin,
     ): Promise<Member> {
-      const email = `${unique('staff.')}@example.net`;
-      const password = `correct horse battery ${unique('')}`;
-      const invited = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/staff',
-        headers: authHeader(inviter),
-        payload: { email, displayName: 'Test Member', role },
-      });
-      expect(invited.statusCode, invited.body).toBe(201);
-      const { id, invitationToken } = invited.json<{ id: string; invitationToken: string }>();
-      const accepted = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/auth/invitations/accept',
-        payload: { token: invitationToken, password },
-      });
-      expect(accepted.statusCode, accepted.body).toBe(200);
-      const session = sessionOf(
-        await rt.app.inject({
-          method: 'POST',
-          url: '/api/v1/auth/login',
-          payload: { email, password },
-        }),
-      );
-      const enrol = await asSession(session, 'POST', '/api/v1/auth/mfa/enroll');
-      expect(enrol.statusCode, enrol.body).toBe(200);
-      const { secret } = enrol.json<{ secret: string }>();
-      const verify = await asSession(session, 'POST', '/api/v1/auth/mfa/verify', {
-        code: totpCode(secret, clock.now()),
-      });
-      expect(verify.statusCode, verify.body).toBe(200);
-      return { id, session };
+      return newStaffMember(rt, { role, granterToken, clock });
     }
 
     /** Uses every session, so that none falls to the idle timeout while the clock moves. */

@@ -3,7 +3,7 @@ import type { Actor, AppContext } from '../../platform/context.js';
 import type { DataDb, TaskTable } from '../../platform/db/schema.js';
 import { DomainError } from '../../platform/errors.js';
 import { newId } from '../../platform/ids.js';
-import { appendAudit, recordAudit } from '../audit/index.js';
+import { appendAudit, recordAudit, type AuditEvent } from '../audit/index.js';
 import { activeAgreementsOf } from '../consent/index.js';
 import {
   describeHoldings,
@@ -53,9 +53,26 @@ async function toTask(ctx: AppContext, row: TaskTable): Promise<Task> {
   };
 }
 
-async function checkAssignee(ctx: AppContext, workspaceId: string, staffId: string): Promise<void> {
-  const role = await findActiveStaffRole(ctx, workspaceId, staffId);
+/** Refused input of a task change, audited before it is answered. */
+async function refuse(ctx: AppContext, actor: Actor, audit: AuditEvent, error: DomainError) {
+  await recordAudit(ctx, actor, { ...audit, outcome: 'denied' });
+  return error;
+}
+
+async function checkAssignee(
+  ctx: AppContext,
+  actor: Actor,
+  staffId: string,
+  audit: AuditEvent,
+): Promise<void> {
+  const role = await findActiveStaffRole(ctx, actor.workspaceId, staffId);
   if (role === undefined || !roleAllows(role, 'customers:read')) {
+    await recordAudit(ctx, actor, {
+      ...audit,
+      fields: [...(audit.fields ?? []), `staff:${staffId}`],
+      outcome: 'denied',
+      reason: 'assignee_not_eligible',
+    });
     throw new DomainError(
       'invalid_input',
       'The assignee must be an active staff member whose role works with customers.',
@@ -75,12 +92,23 @@ export async function createTask(
 ): Promise<Task> {
   const now = ctx.clock.now();
   const dueAt = new Date(input.dueAt).toISOString();
+  const audit: AuditEvent = {
+    action: 'task.create',
+    customerId: input.customerId,
+    purpose: input.purpose,
+    outcome: 'denied',
+  };
   if (dueAt <= now.toISOString()) {
-    throw new DomainError('invalid_input', 'The due date must be in the future.', {
-      fields: ['body.dueAt'],
-    });
+    throw await refuse(
+      ctx,
+      actor,
+      { ...audit, reason: 'due_not_future' },
+      new DomainError('invalid_input', 'The due date must be in the future.', {
+        fields: ['body.dueAt'],
+      }),
+    );
   }
-  await checkAssignee(ctx, actor.workspaceId, input.assigneeId);
+  await checkAssignee(ctx, actor, input.assigneeId, audit);
   const holdings = await describeHoldings(ctx, actor.workspaceId, input.customerId);
   if (!holdings.exists) {
     await recordAudit(ctx, actor, {
@@ -232,7 +260,11 @@ export async function reassignTask(
   id: string,
   assigneeId: string,
 ): Promise<Task> {
-  await checkAssignee(ctx, actor.workspaceId, assigneeId);
+  await checkAssignee(ctx, actor, assigneeId, {
+    action: 'task.reassign',
+    fields: [`task:${id}`],
+    outcome: 'denied',
+  });
   return changeTask(ctx, actor, id, 'task.reassign', () => ({ assignee_id: assigneeId }));
 }
 

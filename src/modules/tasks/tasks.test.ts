@@ -1,6 +1,5 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpCode } from '../../platform/crypto/index.js';
 import {
   authHeader,
   countCanary,
@@ -9,22 +8,24 @@ import {
   TestClock,
   type TestRuntime,
 } from '../../testing/harness.js';
+import {
+  asStaffSession,
+  inviteStaffMember,
+  newStaffMember,
+  type InvitedStaffMember,
+  type StaffSession,
+} from '../../testing/staff.js';
 import { seedDefaultPurposes } from '../purposes/index.js';
-import { createApiToken } from '../staff/index.js';
+import { createApiToken, type Role } from '../staff/index.js';
 import { ensureWorkspace } from '../workspaces/index.js';
 
 interface ErrorBody {
   error: { code: string; message: string; requestId: string; fields?: string[] };
 }
 
-interface Session {
-  readonly cookie: string;
-  readonly csrf: string;
-}
-
 interface Member {
   readonly id: string;
-  readonly session: Session;
+  readonly session: StaffSession;
 }
 
 interface TaskDto {
@@ -73,15 +74,6 @@ function errorOf(res: LightMyRequestResponse): ErrorBody['error'] {
   return res.json<ErrorBody>().error;
 }
 
-function sessionOf(res: LightMyRequestResponse): Session {
-  expect(res.statusCode, res.body).toBe(200);
-  const header = res.headers['set-cookie'];
-  const value = Array.isArray(header) ? header[0] : header;
-  const token = value === undefined ? undefined : /^custodia_session=([^;]*)/.exec(value)?.[1];
-  if (token === undefined) throw new Error('no session cookie');
-  return { cookie: `custodia_session=${token}`, csrf: res.json<{ csrfToken: string }>().csrfToken };
-}
-
 function canariesIn(res: LightMyRequestResponse, canaries: Partial<Canaries>): number {
   const body = Buffer.from(res.body, 'utf8');
   return Object.values(canaries).reduce((n, c) => n + countCanary(body, c), 0);
@@ -106,60 +98,24 @@ forEachDialect((dialect) => {
 
     /** A request as a cookie session; writes carry its CSRF token. */
     function asSession(
-      session: Session,
+      session: StaffSession,
       method: 'GET' | 'POST' | 'PATCH',
       url: string,
       payload?: object,
     ) {
-      const headers: Record<string, string> = { cookie: session.cookie };
-      if (method !== 'GET') headers['x-csrf-token'] = session.csrf;
-      return rt.app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) });
+      return asStaffSession(rt, session, method, url, payload);
     }
 
     /** Invites and accepts: an active member of the role, without a session. */
-    async function activeMember(
-      token: string,
-      role: string,
-    ): Promise<{ id: string; email: string; password: string }> {
-      const email = `${unique('staff.')}@example.net`;
-      const password = `correct horse battery ${unique('')}`;
-      const invited = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/staff',
-        headers: authHeader(token),
-        payload: { email, displayName: 'Test Member', role },
-      });
-      expect(invited.statusCode, invited.body).toBe(201);
-      const { id, invitationToken } = invited.json<{ id: string; invitationToken: string }>();
-      const accepted = await rt.app.inject({
-        method: 'POST',
-        url: '/api/v1/auth/invitations/accept',
-        payload: { token: invitationToken, password },
-      });
-      expect(accepted.statusCode, accepted.body).toBe(200);
-      return { id, email, password };
+    function activeMember(granterToken: string, role: Role): Promise<InvitedStaffMember> {
+      return inviteStaffMember(rt, { role, granterToken });
     }
 
     /** An active member signed in with the second factor passed. */
-    async function fullMember(role: string): Promise<Member> {
+    function fullMember(role: Role): Promise<Member> {
       // Roles that read personal data are granted by a privacy officer, the others by an admin.
-      const granter = role === 'agent' || role === 'privacy_officer' ? officerToken : admin;
-      const { id, email, password } = await activeMember(granter, role);
-      const session = sessionOf(
-        await rt.app.inject({
-          method: 'POST',
-          url: '/api/v1/auth/login',
-          payload: { email, password },
-        }),
-      );
-      const enrol = await asSession(session, 'POST', '/api/v1/auth/mfa/enroll');
-      expect(enrol.statusCode, enrol.body).toBe(200);
-      const { secret } = enrol.json<{ secret: string }>();
-      const verify = await asSession(session, 'POST', '/api/v1/auth/mfa/verify', {
-        code: totpCode(secret, clock.now()),
-      });
-      expect(verify.statusCode, verify.body).toBe(200);
-      return { id, session };
+      const granterToken = role === 'agent' || role === 'privacy_officer' ? officerToken : admin;
+      return newStaffMember(rt, { role, granterToken, clock });
     }
 
     beforeAll(async () => {
@@ -700,6 +656,19 @@ forEachDialect((dialect) => {
         expect(reassigned.statusCode).toBe(400);
         expect(errorOf(reassigned).fields).toEqual(['body.assigneeId']);
         expect((await taskRows(customer.id))[0]?.assignee_id).toBe(alice.id);
+        // Each refusal is audited.
+        const creates = (await readAudit(customer.id, 'task.create')).filter(
+          (e) => e.reason === 'assignee_not_eligible',
+        );
+        expect(creates).toHaveLength(5);
+        expect(creates.every((e) => e.outcome === 'denied' && e.actor_id === alice.id)).toBe(true);
+        const reassigns = await rt.inspect.data
+          .selectFrom('audit_entry')
+          .select(['outcome', 'reason', 'fields'])
+          .where('action', '=', 'task.reassign')
+          .where('reason', '=', 'assignee_not_eligible')
+          .execute();
+        expect(reassigns.some((e) => e.fields.includes(`task:${task.id}`))).toBe(true);
       });
 
       it('refuses a due date that is not in the future, naming body.dueAt', async () => {
@@ -713,6 +682,8 @@ forEachDialect((dialect) => {
           expect(errorOf(res).fields).toEqual(['body.dueAt']);
         }
         expect(await taskRows(customer.id)).toEqual([]);
+        const refusals = (await readAudit(customer.id, 'task.create')).map((e) => e.reason);
+        expect(refusals).toEqual(['due_not_future', 'due_not_future']);
       });
     });
 
